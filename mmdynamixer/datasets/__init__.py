@@ -1,0 +1,3 @@
+from .digits import prepare_digits
+
+__all__ = ['prepare_digits']

@@ -1,0 +1,3 @@
+from .dynamixer import DynaMixer, DynaMixerBlock, DynaMixerLayer
+
+__all__ = ['DynaMixer', 'DynaMixerBlock', 'DynaMixerLayer']

@@ -1,0 +1,395 @@
+# Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
+"""DynaMixer: A Vision MLP Architecture with Dynamic Mixing (ICML 2022)."""
+from typing import Dict, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule, Sequential
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.registry import MODELS
+
+from ..utils import DynaMixerOp, load_pretrained_strict, softmax_fp32
+
+BRANCHES = ('h', 'w', 'c')
+
+
+class DynaMixerBlock(BaseModule):
+    """Token mixing of one DynaMixer layer on a ``(B, H, W, C)`` grid.
+
+    Columns are mixed by ``mix_h``, rows by ``mix_w``, channels by ``mlp_c``;
+    the branches are combined with per-channel weights from a small MLP on
+    their mean (split attention, as in ViP), then projected.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        grid (tuple[int, int]): Token grid ``(H, W)`` the ops are sized for.
+        num_segments (int): Segments of each op.
+        reduced_dims (int): Reduced dimension ``d`` of each op.
+        generator (str): Mixing-matrix generator, see :class:`DynaMixerOp`.
+        branches (Sequence[str]): Branches to use among ``'h'`` (columns),
+            ``'w'`` (rows) and ``'c'`` (channels).
+        reweight (bool): Combine branches with learned weights; if False,
+            they are summed.
+        share_hw (bool): Use one op (``mix_h``) for rows and columns.
+        proj_drop (float): Dropout after the projection.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 grid: Tuple[int, int],
+                 num_segments: int,
+                 reduced_dims: int = 2,
+                 generator: str = 'dynamic',
+                 branches: Sequence[str] = BRANCHES,
+                 reweight: bool = True,
+                 share_hw: bool = False,
+                 proj_drop: float = 0.,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.branches = tuple(b for b in BRANCHES if b in branches)
+        if len(self.branches) != len(set(branches)) or not self.branches:
+            raise ValueError(f'branches must be a non-empty subset of '
+                             f'{BRANCHES}, got {tuple(branches)}.')
+        if share_hw and grid[0] != grid[1]:
+            raise ValueError('share_hw needs a square token grid, got '
+                             f'{grid[0]}x{grid[1]}.')
+        self.share_hw = share_hw
+        op = dict(embed_dims=embed_dims, num_segments=num_segments,
+                  reduced_dims=reduced_dims, generator=generator)
+        if 'h' in self.branches or (share_hw and 'w' in self.branches):
+            self.mix_h = DynaMixerOp(num_tokens=grid[0], **op)
+        if 'w' in self.branches and not share_hw:
+            self.mix_w = DynaMixerOp(num_tokens=grid[1], **op)
+        if 'c' in self.branches:
+            self.mlp_c = nn.Linear(embed_dims, embed_dims, bias=False)
+        self.reweight = None
+        if reweight and len(self.branches) > 1:
+            hidden = embed_dims // 4
+            self.reweight = nn.Sequential()
+            self.reweight.add_module('fc1', nn.Linear(embed_dims, hidden))
+            self.reweight.add_module('act', nn.GELU())
+            self.reweight.add_module(
+                'fc2', nn.Linear(hidden, embed_dims * len(self.branches)))
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def branch_outputs(self, x: torch.Tensor) -> list:
+        """The outputs of the active branches, in ``self.branches`` order."""
+        B, H, W, C = x.shape
+        outs = []
+        for branch in self.branches:
+            if branch == 'h':
+                outs.append(self.mix_h(x))  # sequences: (B) x columns (W)
+            elif branch == 'w':
+                op = self.mix_h if self.share_hw else self.mix_w
+                outs.append(op(x.reshape(B * H, W, 1, C)).view(B, H, W, C))
+            else:
+                outs.append(self.mlp_c(x))
+        return outs
+
+    def branch_weights(self, outs: list) -> torch.Tensor:
+        """Per-sample, per-channel branch weights ``(B, C, K)`` (sum to 1)."""
+        B, C = outs[0].shape[0], outs[0].shape[-1]
+        pooled = sum(outs).mean(dim=(1, 2))
+        logits = self.reweight(pooled).view(B, C, len(outs))
+        return softmax_fp32(logits, -1).to(pooled.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.branch_outputs(x)
+        if self.reweight is None:
+            x = sum(outs)
+        else:
+            weights = self.branch_weights(outs)[:, None, None]  # B 1 1 C K
+            x = sum(out * weights[..., k] for k, out in enumerate(outs))
+        return self.proj_drop(self.proj(x))
+
+
+class DynaMixerLayer(BaseModule):
+    """A DynaMixer layer: pre-norm token mixing and a pre-norm MLP, each
+    with a residual connection and stochastic depth, on ``(B, H, W, C)``."""
+
+    def __init__(self,
+                 embed_dims: int,
+                 mlp_ratio: float = 3.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: Dict = dict(type='LN', eps=1e-5),
+                 act_cfg: Dict = dict(type='GELU'),
+                 init_cfg=None,
+                 **mixer_kwargs):
+        super().__init__(init_cfg=init_cfg)
+        hidden = int(embed_dims * mlp_ratio)
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mixer = DynaMixerBlock(embed_dims, **mixer_kwargs)
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = nn.Sequential()
+        self.mlp.add_module('fc1', nn.Linear(embed_dims, hidden))
+        self.mlp.add_module('act', build_activation_layer(act_cfg))
+        self.mlp.add_module('fc2', nn.Linear(hidden, embed_dims))
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 \
+            else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+@MODELS.register_module()
+class DynaMixer(BaseBackbone):
+    """DynaMixer backbone.
+
+    A PyTorch implementation of `DynaMixer: A Vision MLP Architecture with
+    Dynamic Mixing <https://arxiv.org/abs/2201.12083>`_ (ICML 2022). A 7x7
+    stride-7 patch embedding is followed by stages of DynaMixer layers,
+    separated by 2x2 stride-2 convolutions. Each layer mixes every row and
+    every column of the token grid with mixing matrices generated from the
+    tokens themselves.
+
+    The generators are sized to the token grid, so the model accepts exactly
+    the ``img_size`` it was built for (224 for the published S/M/L: 32x32
+    tokens in stage 1, 16x16 in stage 2).
+
+    Args:
+        arch (str | dict): DynaMixer architecture. A string picks a published
+            model: ``'s'``/``'small'``, ``'m'``/``'medium'`` or
+            ``'l'``/``'large'``. A dict defines a custom model and needs the
+            keys (one entry per stage):
+
+            - **embed_dims** (List[int]): channels of each stage.
+            - **depths** (List[int]): layers of each stage.
+            - **num_segments** (List[int]): segments ``S`` of each stage.
+            - **reduced_dims** (List[int]): reduced dimension ``d``.
+
+            Defaults to ``'s'``.
+        img_size (int | tuple): Input size the model is built for.
+            Defaults to 224.
+        patch_size (int): Patch size of the stem. Defaults to 7.
+        in_channels (int): Input channels. Defaults to 3.
+        mlp_ratio (float): Hidden ratio of the channel MLPs. Defaults to 3.
+        generator (str): Mixing-matrix generator: ``'dynamic'`` (DynaMixer),
+            ``'static'`` (a learned matrix) or ``'per_token'``
+            (Synthesizer Dense). Defaults to ``'dynamic'``.
+        branches (Sequence[str]): Token-mixing branches among ``'h'``
+            (columns), ``'w'`` (rows), ``'c'`` (channels).
+            Defaults to all three.
+        reweight (bool): Combine branches with learned per-channel weights
+            (True) or sum them (False). Defaults to True.
+        share_hw (bool): Mix rows and columns with one shared op.
+            Defaults to False.
+        drop_rate (float): Dropout after each token-mixing projection.
+            Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate; layer ``i`` of the
+            ``n`` layers of the whole network drops with rate
+            ``drop_path_rate * i / (n - 1)``. The published models use 0.1
+            (S, M) and 0.3 (L). Defaults to 0.
+        out_indices (int | Sequence[int]): Stages whose output is returned.
+            Defaults to -1 (the last stage).
+        frozen_stages (int): Stages to freeze (the first ``frozen_stages``
+            stages with their patch embedding / downsampling; parameters stop
+            updating and stay in eval mode). 0 freezes nothing. Defaults to 0.
+        norm_cfg (dict): Norm layer config. Defaults to LayerNorm, eps 1e-5.
+        act_cfg (dict): Activation of the MLPs. Defaults to GELU.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to the published init (truncated normal std 0.02 for
+            linear layers, ones and zeros for LayerNorm, PyTorch's default
+            for convolutions).
+
+    Examples:
+        >>> from mmpretrain.models import build_backbone
+        >>> import mmdynamixer  # noqa: F401 registers DynaMixer
+        >>> import torch
+        >>> model = build_backbone(dict(type='DynaMixer', arch='s',
+        ...                             out_indices=(0, 1)))
+        >>> outs = model(torch.rand(1, 3, 224, 224))
+        >>> for out in outs:
+        ...     print(out.shape)
+        torch.Size([1, 192, 32, 32])
+        torch.Size([1, 384, 16, 16])
+    """
+    arch_zoo = {
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [192, 384],
+            'depths': [4, 14],
+            'num_segments': [8, 16],
+            'reduced_dims': [2, 2],
+        }),
+        **dict.fromkeys(['m', 'medium'], {
+            'embed_dims': [256, 512],
+            'depths': [7, 17],
+            'num_segments': [8, 16],
+            'reduced_dims': [2, 2],
+        }),
+        **dict.fromkeys(['l', 'large'], {
+            'embed_dims': [256, 512],
+            'depths': [8, 28],
+            'num_segments': [8, 16],
+            'reduced_dims': [8, 8],
+        }),
+    }  # yapf: disable
+    arch_keys = ('embed_dims', 'depths', 'num_segments', 'reduced_dims')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 's',
+                 img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 7,
+                 in_channels: int = 3,
+                 mlp_ratio: float = 3.,
+                 generator: str = 'dynamic',
+                 branches: Sequence[str] = BRANCHES,
+                 reweight: bool = True,
+                 share_hw: bool = False,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 norm_cfg: Dict = dict(type='LN', eps=1e-5),
+                 act_cfg: Dict = dict(type='GELU'),
+                 init_cfg=[
+                     dict(type='TruncNormal', layer='Linear', std=.02,
+                          bias=0.),
+                     dict(type='Constant', layer='LayerNorm', val=1.,
+                          bias=0.),
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self.parse_arch(arch)
+        self.embed_dims = self.arch_settings['embed_dims']
+        self.num_stages = len(self.embed_dims)
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) \
+            else tuple(img_size)
+        self.patch_size = patch_size
+        self.grids = self.token_grids(self.img_size, patch_size,
+                                      self.num_stages)
+        self.out_indices = self.parse_out_indices(out_indices,
+                                                  self.num_stages)
+        self.frozen_stages = frozen_stages
+
+        depths = self.arch_settings['depths']
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.downsample_layers = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for i, dims in enumerate(self.embed_dims):
+            if i == 0:
+                down = nn.Conv2d(in_channels, dims, patch_size, patch_size)
+            else:
+                down = nn.Conv2d(self.embed_dims[i - 1], dims, 2, 2)
+            self.downsample_layers.append(down)
+            first = sum(depths[:i])
+            self.stages.append(Sequential(*[
+                DynaMixerLayer(
+                    dims,
+                    mlp_ratio=mlp_ratio,
+                    drop_path_rate=dpr[first + j],
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    grid=self.grids[i],
+                    num_segments=self.arch_settings['num_segments'][i],
+                    reduced_dims=self.arch_settings['reduced_dims'][i],
+                    generator=generator,
+                    branches=branches,
+                    reweight=reweight,
+                    share_hw=share_hw,
+                    proj_drop=drop_rate) for j in range(depths[i])
+            ]))
+        self._freeze_stages()
+
+    @classmethod
+    def parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(f'Unknown DynaMixer arch {arch!r}; choose '
+                                 f'one of {sorted(cls.arch_zoo)} or pass a '
+                                 f'dict with keys {list(cls.arch_keys)}.')
+            return {k: list(v) for k, v in cls.arch_zoo[key].items()}
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
+        missing = [k for k in cls.arch_keys if k not in arch]
+        if missing:
+            raise ValueError(f'Custom DynaMixer arch is missing the keys '
+                             f'{missing} (it needs {list(cls.arch_keys)}).')
+        unknown = sorted(set(arch) - set(cls.arch_keys))
+        if unknown:
+            raise ValueError(f'Custom DynaMixer arch has unknown keys '
+                             f'{unknown} (valid: {list(cls.arch_keys)}).')
+        settings = {k: list(arch[k]) for k in cls.arch_keys}
+        lengths = {k: len(v) for k, v in settings.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError('Every key of a custom DynaMixer arch needs one '
+                             f'entry per stage, got lengths {lengths}.')
+        return settings
+
+    @staticmethod
+    def token_grids(img_size, patch_size, num_stages):
+        """Token grid ``(H, W)`` of each stage for a fixed input size."""
+        h, w = img_size
+        if h % patch_size or w % patch_size:
+            raise ValueError(f'img_size {h}x{w} is not a multiple of '
+                             f'patch_size={patch_size}.')
+        grids = [(h // patch_size, w // patch_size)]
+        for _ in range(num_stages - 1):
+            gh, gw = grids[-1]
+            if gh % 2 or gw % 2:
+                raise ValueError(
+                    f'img_size {h}x{w} gives an odd token grid {gh}x{gw} '
+                    'before a 2x2 downsampling; choose an img_size whose '
+                    f'grid divides by {2 ** (num_stages - 1)}.')
+            grids.append((gh // 2, gw // 2))
+        return grids
+
+    @staticmethod
+    def parse_out_indices(out_indices, num_stages):
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            real = index % num_stages if -num_stages <= index < num_stages \
+                else None
+            if real is None:
+                raise ValueError(f'out_indices {index} is out of range for '
+                                 f'{num_stages} stages.')
+            parsed.append(real)
+        return tuple(sorted(set(parsed)))
+
+    def init_weights(self):
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained_strict(self, self.init_cfg)
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def check_input_size(self, x: torch.Tensor):
+        if tuple(x.shape[-2:]) != self.img_size:
+            h, w = self.img_size
+            raise ValueError(
+                f'DynaMixer was built for {h}x{w} inputs (token grids '
+                f'{self.grids}), got {x.shape[-2]}x{x.shape[-1]}. Its mixing '
+                f'generators are sized to that grid: resize or crop inputs '
+                f'to {h}x{w} (e.g. `ResizeEdge`+`CenterCrop` in the '
+                'pipeline), or build the backbone with a matching `img_size` '
+                '(pretrained generators then no longer fit).')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input_size(x)
+        outs = []
+        for i, (down, stage) in enumerate(
+                zip(self.downsample_layers, self.stages)):
+            x = down(x).permute(0, 2, 3, 1)  # tokens channels-last: B H W C
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x.permute(0, 3, 1, 2).contiguous())
+            x = x.permute(0, 3, 1, 2)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for i in range(min(self.frozen_stages, self.num_stages)):
+            for module in (self.downsample_layers[i], self.stages[i]):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self

@@ -1,0 +1,3 @@
+from .dynamixer_head import DynaMixerClsHead
+
+__all__ = ['DynaMixerClsHead']

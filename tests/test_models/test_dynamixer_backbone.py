@@ -1,0 +1,288 @@
+"""DynaMixer backbone, in the manner of MMPretrain's backbone tests."""
+import copy
+
+import pytest
+import torch
+from mmcv.cnn.bricks import DropPath
+from mmpretrain.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm  # noqa: F401
+
+import mmdynamixer  # noqa: F401
+from mmdynamixer.models import DynaMixer, DynaMixerOp
+
+from mmdx_testing import TINY, TINY_ARCH
+
+
+def build(**overrides):
+    cfg = copy.deepcopy(TINY)
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_registered_and_published_archs_build():
+    for name in ('s', 'small', 'm', 'medium', 'l', 'large', 'S'):
+        model = DynaMixer(arch=name)
+        assert len(model.stages) == 2
+    assert DynaMixer.parse_arch('s') == DynaMixer.parse_arch('small')
+
+
+def test_unknown_arch_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        DynaMixer(arch='xl')
+    for name in ('s', 'm', 'l', 'small', 'medium', 'large'):
+        assert repr(name) in str(err.value)
+
+
+def test_incomplete_arch_lists_missing_keys():
+    arch = dict(TINY_ARCH)
+    del arch['num_segments'], arch['reduced_dims']
+    with pytest.raises(ValueError, match=r"\['num_segments', 'reduced_dims'\]"):
+        DynaMixer(arch=arch, img_size=32, patch_size=4)
+    with pytest.raises(ValueError, match='unknown keys'):
+        DynaMixer(arch=dict(TINY_ARCH, heads=[1, 2]), img_size=32,
+                  patch_size=4)
+    with pytest.raises(ValueError, match='one entry per stage'):
+        DynaMixer(arch=dict(TINY_ARCH, depths=[1]), img_size=32, patch_size=4)
+    with pytest.raises(TypeError):
+        DynaMixer(arch=['s'])
+
+
+def test_custom_arch_shapes_and_parameters():
+    model = build(out_indices=(0, 1))
+    outs = model(torch.rand(2, 3, 32, 32))
+    assert [o.shape for o in outs] == [(2, 16, 8, 8), (2, 32, 4, 4)]
+    op = model.stages[1][0].mixer.mix_h
+    assert (op.num_tokens, op.num_segments, op.reduced_dims) == (4, 8, 3)
+    assert op.compress.weight.shape == (8 * 3, 32)
+    assert op.generate.weight.shape == (16, 12)
+    assert len(model.stages[0]) == 1 and len(model.stages[1]) == 2
+
+
+@pytest.mark.parametrize('out_indices,expected', [
+    (-1, [(1, 32, 4, 4)]),
+    (0, [(1, 16, 8, 8)]),
+    ((0, 1), [(1, 16, 8, 8), (1, 32, 4, 4)]),
+    ([-2, -1], [(1, 16, 8, 8), (1, 32, 4, 4)]),
+])
+def test_out_indices(out_indices, expected):
+    outs = build(out_indices=out_indices)(torch.rand(1, 3, 32, 32))
+    assert isinstance(outs, tuple)
+    assert [tuple(o.shape) for o in outs] == expected
+    assert all(o.is_contiguous() for o in outs)
+
+
+def test_out_indices_out_of_range():
+    with pytest.raises(ValueError, match='out of range'):
+        build(out_indices=2)
+
+
+def test_published_s_shapes_at_224():
+    model = DynaMixer(arch='s', out_indices=(0, 1))
+    outs = model(torch.rand(1, 3, 224, 224))
+    assert [tuple(o.shape) for o in outs] == [(1, 192, 32, 32),
+                                              (1, 384, 16, 16)]
+
+
+def test_fixed_size_error_names_expected_size_and_fix():
+    model = build()
+    with pytest.raises(ValueError) as err:
+        model(torch.rand(1, 3, 48, 32))
+    msg = str(err.value)
+    assert '32x32' in msg and '48x32' in msg
+    assert 'resize or crop' in msg and 'img_size' in msg
+
+
+def test_bad_img_size_for_patch_and_downsampling():
+    with pytest.raises(ValueError, match='not a multiple of patch_size'):
+        build(img_size=30)
+    with pytest.raises(ValueError, match='odd token grid'):
+        build(img_size=28)  # 7x7 tokens cannot be halved
+
+
+def test_frozen_stages():
+    model = build(frozen_stages=1)
+    model.train()
+    frozen = [model.downsample_layers[0], model.stages[0]]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules())
+    for module in (model.downsample_layers[1], model.stages[1]):
+        assert all(p.requires_grad for p in module.parameters())
+        assert all(m.training for m in module.modules())
+    # frozen parameters do not move under training
+    before = [p.clone() for p in model.stages[0].parameters()]
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=1.)
+    model(torch.rand(2, 3, 32, 32))[-1].sum().backward()
+    opt.step()
+    for b, p in zip(before, model.stages[0].parameters()):
+        assert torch.equal(b, p)
+    assert all(p.grad is None for p in model.stages[0].parameters())
+
+
+def test_drop_path_schedule_is_linear_over_all_layers():
+    model = build(arch=dict(TINY_ARCH, depths=[2, 3]), drop_path_rate=0.4)
+    layers = [layer for stage in model.stages for layer in stage]
+    rates = [l.drop_path.drop_prob if isinstance(l.drop_path, DropPath)
+             else 0. for l in layers]
+    assert rates == pytest.approx([0.4 * i / 4 for i in range(5)])
+    s = DynaMixer(arch='s', drop_path_rate=0.1)
+    last = s.stages[1][-1].drop_path
+    assert last.drop_prob == pytest.approx(0.1)
+    assert s.stages[1][0].drop_path.drop_prob == pytest.approx(0.1 * 4 / 17)
+
+
+def test_default_init_is_published_init():
+    model = build()
+    model.init_weights()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.1)
+    assert weights.abs().max().item() <= 2.0  # truncated at +-2 (absolute)
+    assert all(m.bias is None or not m.bias.any() for m in linears)
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            assert torch.equal(m.weight, torch.ones_like(m.weight))
+            assert not m.bias.any()
+
+
+def test_pretrained_round_trip_with_prefix(tmp_path):
+    classifier = MODELS.build(dict(
+        type='ImageClassifier', backbone=TINY,
+        head=dict(type='DynaMixerClsHead', num_classes=5, in_channels=32)))
+    classifier.init_weights()
+    ckpt = tmp_path / 'classifier.pth'
+    torch.save({'state_dict': classifier.state_dict(), 'meta': {}}, ckpt)
+    for prefix in ('backbone', 'backbone.'):
+        model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
+                                    prefix=prefix))
+        model.init_weights()
+        x = torch.rand(1, 3, 32, 32)
+        classifier.eval(), model.eval()
+        torch.testing.assert_close(model(x), classifier.backbone(x))
+
+
+def test_pretrained_from_another_model_is_an_error(tmp_path):
+    other = build(arch=dict(TINY_ARCH, reduced_dims=[1, 1]))
+    ckpt = tmp_path / 'other.pth'
+    torch.save({'state_dict': other.state_dict()}, ckpt)
+    model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    with pytest.raises(ValueError, match='shape mismatches'):
+        model.init_weights()
+    model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
+                                prefix='backbone.'))
+    with pytest.raises(ValueError, match="prefix 'backbone.'"):
+        model.init_weights()
+
+
+def test_pretrained_reference_checkpoint_hint(tmp_path):
+    ckpt = tmp_path / 'official.pth'
+    torch.save({'patch_embed.proj.weight': torch.zeros(16, 3, 4, 4)}, ckpt)
+    model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    with pytest.raises(ValueError, match='dynamixer_to_mmpretrain'):
+        model.init_weights()
+
+
+def test_corrupted_pretrained_checkpoint(tmp_path):
+    ckpt = tmp_path / 'broken.pth'
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': build().state_dict()}, good)
+    ckpt.write_bytes(good.read_bytes()[:1000])
+    model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    with pytest.raises(RuntimeError, match='corrupted or truncated'):
+        model.init_weights()
+
+
+# --- ablations of the paper (SPEC section 5) ---------------------------------
+S = DynaMixer.arch_zoo['s']
+
+
+def op_params(D, N, S_, d, generator='dynamic'):
+    if generator == 'dynamic':
+        gen = D * S_ * d + S_ * d + N * d * N * N + N * N
+    elif generator == 'static':
+        gen = N * N
+    else:
+        gen = D * D + D + D * S_ * N + S_ * N
+    return gen + D * D + D
+
+
+def block_params(D, N, S_, d, generator='dynamic', branches='hwc',
+                 reweight=True, share_hw=False):
+    ops = ('h' in branches) + ('w' in branches)
+    total = op_params(D, N, S_, d, generator) * (1 if share_hw else ops)
+    total += D * D if 'c' in branches else 0
+    if reweight and len(branches) > 1:
+        total += D * (D // 4) + D // 4 + (D // 4) * len(branches) * D \
+            + len(branches) * D
+    return total + D * D + D  # proj
+
+
+def backbone_params(arch=S, **switches):
+    total = 0
+    grids = [32, 16]
+    dims_in = [3] + arch['embed_dims'][:-1]
+    for i, D in enumerate(arch['embed_dims']):
+        k = 7 if i == 0 else 2
+        total += dims_in[i] * D * k * k + D
+        layer = 4 * D + 2 * 3 * D * D + 3 * D + D  # 2 LN + MLP (ratio 3)
+        layer += block_params(D, grids[i], arch['num_segments'][i],
+                              arch['reduced_dims'][i], **switches)
+        total += arch['depths'][i] * layer
+    return total
+
+
+ABLATIONS = [
+    dict(),
+    dict(arch=dict(S, num_segments=[1, 1])),      # segment width D
+    dict(arch=dict(S, num_segments=[2, 4])),      # width 96
+    dict(arch=dict(S, num_segments=[4, 8])),      # width 48
+    dict(arch=dict(S, reduced_dims=[1, 1])),      # d = 1
+    dict(arch=dict(S, reduced_dims=[4, 4])),      # d = 4
+    dict(arch=dict(S, reduced_dims=[8, 8])),      # d = 8
+    dict(generator='static'),
+    dict(generator='per_token'),
+    dict(branches=('w', 'c')),                    # no column mixing
+    dict(branches=('h', 'c')),                    # no row mixing
+    dict(branches=('h', 'w')),                    # no channel mixing
+    dict(reweight=False),
+    dict(share_hw=True),
+]
+
+
+@pytest.mark.parametrize('switches', ABLATIONS,
+                         ids=lambda s: ','.join(f'{k}' for k in s) or 'full')
+def test_ablation_switch_parameters_and_training_step(switches):
+    kwargs = dict(switches)
+    arch = kwargs.pop('arch', S)
+    model = DynaMixer(arch=arch, **kwargs)
+    expected = backbone_params(
+        arch, **{k: ''.join(v) if k == 'branches' else v
+                 for k, v in kwargs.items()})
+    assert n_params(model) == expected
+    # forward and backward on the real 224 model, batch of 1
+    out = model(torch.rand(1, 3, 224, 224))[-1]
+    assert out.shape == (1, 384, 16, 16)
+    out.mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_per_token_generator_is_synthesizer_dense_size():
+    # SPEC 5: the per-token generator makes DynaMixer-S about 32M parameters.
+    model = DynaMixer(arch='s', generator='per_token')
+    total = n_params(model) + 384 * 2 + 384 * 1000 + 1000  # + head
+    assert 32e6 <= total < 33e6
+
+
+def test_bad_branches():
+    with pytest.raises(ValueError, match='subset'):
+        build(branches=('h', 'x'))
+    with pytest.raises(ValueError, match='subset'):
+        build(branches=())
+    with pytest.raises(ValueError, match='square token grid'):
+        build(img_size=(32, 64), share_hw=True)

@@ -1,0 +1,86 @@
+"""The README's main job end to end: the real data (scikit-learn's digits),
+MMPretrain's CustomDataset, pipeline and Accuracy evaluator, the MMEngine
+Runner, and this package's tools/train.py and tools/test.py."""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmdx_testing import run_tool
+
+CONFIG = 'configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
+
+
+def data_options(root):
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('digits')
+    root, work = tmp / 'digits', tmp / 'work'
+    out = run_tool('tools/dataset_converters/prepare_digits.py', str(root))
+    assert 'Wrote 1797 digit images' in out.stdout
+    run_tool('tools/train.py', CONFIG, '--work-dir', str(work),
+             '--cfg-options', *data_options(root))
+    return root, work
+
+
+def test_digits_split_is_disjoint_and_stratified(trained):
+    root, _ = trained
+    names = {s: {osp.basename(p) for p in
+                 glob.glob(str(root / s / '*' / '*.png'))}
+             for s in ('train', 'val', 'test')}
+    assert sum(len(v) for v in names.values()) == 1797
+    assert not (names['train'] & names['test'])
+    assert not (names['val'] & names['test'])
+    for cls in range(10):
+        n_test = len(glob.glob(str(root / 'test' / str(cls) / '*.png')))
+        assert 30 <= n_test <= 40  # 20% of ~180 per class
+
+
+def test_train_then_test_reaches_90_percent_on_held_out(trained):
+    root, work = trained
+    best = glob.glob(str(work / 'best_accuracy_top1_epoch_*.pth'))
+    assert len(best) == 1
+    out = run_tool('tools/test.py', CONFIG, best[0], '--work-dir',
+                   str(work / 'test'), '--cfg-options',
+                   *data_options(root)).stdout
+    metrics = json.loads(out.split('Test metrics: ')[-1].splitlines()[0])
+    assert metrics['accuracy/top1'] >= 90.0, metrics
+
+
+def test_checkpoints_need_the_allow_list_not_weights_only_false(trained):
+    """tools/train.py checkpoints hold MMEngine objects: plain
+    weights_only loading refuses them; our allow-list (no unpickling of
+    arbitrary objects) accepts them."""
+    _, work = trained
+    ckpt = glob.glob(str(work / 'epoch_*.pth'))[0]
+    plain = subprocess.run(
+        [sys.executable, '-c', 'import torch, sys; '
+         'torch.load(sys.argv[1], weights_only=True)', ckpt],
+        capture_output=True, text=True)
+    assert plain.returncode != 0 and 'Weights only load failed' in plain.stderr
+    ours = subprocess.run(
+        [sys.executable, '-c', 'import mmdynamixer, torch, sys; '
+         'c = torch.load(sys.argv[1], weights_only=True); '
+         'print(sorted(c))', ckpt], capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    assert 'message_hub' in ours.stdout and 'optimizer' in ours.stdout
+
+
+def test_test_tool_rejects_corrupted_checkpoint(trained, tmp_path):
+    root, work = trained
+    ckpt = glob.glob(str(work / 'epoch_*.pth'))[0]
+    broken = tmp_path / 'broken.pth'
+    with open(ckpt, 'rb') as f:
+        broken.write_bytes(f.read()[:4096])
+    proc = run_tool('tools/test.py', CONFIG, str(broken), '--work-dir',
+                    str(tmp_path / 'w'), '--cfg-options', *data_options(root),
+                    check=False)
+    assert proc.returncode != 0
+    assert 'corrupted or truncated' in proc.stderr
