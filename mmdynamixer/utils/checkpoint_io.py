@@ -7,22 +7,43 @@ few MMEngine/numpy objects that MMEngine checkpoints hold (the message hub's
 allow-lists exactly those plain-data types, so that MMEngine's own loaders
 (``tools/test.py``, ``--resume``, ``init_cfg=dict(type='Pretrained')``)
 work without turning ``weights_only`` off.
+
+A ``HistoryBuffer`` also pickles its statistics methods as
+``getattr(HistoryBuffer, 'mean')``; the pickle's ``getattr`` is bound to
+:func:`history_buffer_getattr`, which resolves only those names, never a
+general ``getattr``.
 """
 import os
+import pickle
 from collections import OrderedDict
 
 import numpy as np
 import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'mean', 'current')
+
+
+def history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to the statistics methods of HistoryBuffer."""
+    allowed = set(HISTORY_BUFFER_STATISTICS) | set(
+        HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}) while loading a checkpoint')
 
 
 def _safe_globals():
-    from mmengine.logging.history_buffer import HistoryBuffer
-    types = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray.scalar,
-             np.core.multiarray._reconstruct]
+    multiarray = np._core.multiarray if hasattr(np, '_core') \
+        else np.core.multiarray  # numpy 1.x
+    types = [HistoryBuffer, np.ndarray, np.dtype, multiarray.scalar,
+             multiarray._reconstruct]
     # numpy pickles dtypes by their class (np.dtypes.Float64DType, ...).
-    types += [type(np.dtype(t)) for t in np.sctypeDict.values()]
-    types += [t for t in set(np.sctypeDict.values())]
-    return types
+    types += [type(np.dtype(t)) for t in set(np.sctypeDict.values())]
+    types += list(set(np.sctypeDict.values()))
+    return types + [(history_buffer_getattr, 'builtins.getattr')]
 
 
 def register_safe_globals():
