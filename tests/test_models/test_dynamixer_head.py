@@ -76,3 +76,31 @@ def test_bad_input():
         head((torch.randn(2, 6, 2, 2), ))
     with pytest.raises(ValueError, match='positive'):
         make_head(num_classes=0)
+
+
+def test_classifier_trains_on_mixup_cutmix_soft_labels():
+    """The real batch augments of the ImageNet configs produce gt_score;
+    the classifier's loss uses them and gradients reach the backbone."""
+    from mmdx_testing import TINY
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=TINY,
+        head=dict(type='DynaMixerClsHead', num_classes=5, in_channels=32,
+                  loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1,
+                            mode='original')),
+        data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=5),
+        train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8),
+                                 dict(type='CutMix', alpha=1.0)])))
+    model.init_weights()
+    data = dict(inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)
+                        for _ in range(4)],
+                data_samples=[DataSample().set_gt_label(i % 5)
+                              for i in range(4)])
+    batch = model.data_preprocessor(data, training=True)
+    scores = torch.stack([s.gt_score for s in batch['data_samples']])
+    assert scores.shape == (4, 5)
+    torch.testing.assert_close(scores.sum(-1), torch.ones(4))
+    assert (scores.max(-1).values < 1).any()  # really mixed
+    losses = model(**batch, mode='loss')
+    losses['loss'].backward()
+    assert model.backbone.downsample_layers[0].weight.grad.abs().sum() > 0
