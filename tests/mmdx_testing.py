@@ -25,3 +25,134 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def make_imagenet(root, num_classes=4, train_per_class=2, val_per_class=1,
+                  seed=0):
+    """A tiny data set in ImageNet's layout: ``train/<wnid>/<wnid>_<i>.JPEG``,
+    ``val/ILSVRC2012_val_<n>.JPEG`` and ``meta/{train,val}.txt``. Each class
+    gets its own colour so that a model can learn something."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    os.makedirs(osp.join(root, 'val'), exist_ok=True)
+    train_lines, val_lines, n_val = [], [], 0
+    for cls in range(num_classes):
+        wnid = f'n{cls:08d}'
+        os.makedirs(osp.join(root, 'train', wnid), exist_ok=True)
+        colour = rng.integers(0, 255, 3)
+        for i in range(train_per_class + val_per_class):
+            size = tuple(int(s) for s in rng.integers(40, 80, 2))
+            img = np.clip(colour + rng.normal(0, 30, size + (3, )), 0,
+                          255).astype(np.uint8)
+            if i < train_per_class:
+                name = f'{wnid}/{wnid}_{i}.JPEG'
+                cv2.imwrite(osp.join(root, 'train', name), img)
+                train_lines.append(f'{name} {cls}')
+            else:
+                n_val += 1
+                name = f'ILSVRC2012_val_{n_val:08d}.JPEG'
+                cv2.imwrite(osp.join(root, 'val', name), img)
+                val_lines.append(f'{name} {cls}')
+    for split, lines in (('train', train_lines), ('val', val_lines)):
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return root
+
+
+def make_cifar(root, variant='cifar10', per_batch=4, seed=0):
+    """Stand-ins for CIFAR's python batch files, in MMPretrain's layout."""
+    import pickle
+
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    if variant == 'cifar10':
+        folder, classes, label_key = 'cifar-10-batches-py', 10, 'labels'
+        train = [f'data_batch_{i}' for i in range(1, 6)]
+        test, meta, names_key = ['test_batch'], 'batches.meta', 'label_names'
+    else:
+        folder, classes, label_key = 'cifar-100-python', 100, 'fine_labels'
+        train, test, meta, names_key = ['train'], ['test'], 'meta', \
+            'fine_label_names'
+    os.makedirs(osp.join(root, folder), exist_ok=True)
+    for name in train + test:
+        entry = {'data': rng.integers(0, 255, (per_batch, 3072),
+                                      dtype=np.uint8),
+                 label_key: rng.integers(0, classes, per_batch).tolist()}
+        with open(osp.join(root, folder, name), 'wb') as f:
+            pickle.dump(entry, f)
+    with open(osp.join(root, folder, meta), 'wb') as f:
+        pickle.dump({names_key: [f'class{i}' for i in range(classes)]}, f)
+    return root
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def write_tiny_imagenet_config(path, data_root, random_aug=False,
+                               batch_size=4, max_epochs=2, extra=''):
+    """A small DynaMixer config on an ImageNet-format data set (32 px),
+    on this repo's runtime; ``random_aug`` adds the randomness of the real
+    recipe (crops, flips, Mixup/CutMix, drop path)."""
+    aug = ("dict(type='RandomResizedCrop', scale=32, backend='pillow'),\n"
+           "    dict(type='RandomFlip', prob=0.5, direction='horizontal'),"
+           if random_aug else "dict(type='Resize', scale=(32, 32)),")
+    text = f'''
+_base_ = [{osp.join(REPO, 'configs/_base_/default_runtime.py')!r}]
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='DynaMixer', arch={TINY_ARCH!r}, img_size=32,
+                  patch_size=4, drop_path_rate={0.1 if random_aug else 0.}),
+    head=dict(type='DynaMixerClsHead', num_classes=4, in_channels=32),
+    train_cfg={"dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)])" if random_aug else "None"},
+)
+data_preprocessor = dict(num_classes=4, mean=[127.5] * 3, std=[127.5] * 3,
+                         to_rgb=True)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    {aug}
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(32, 32)),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size={batch_size}, num_workers=0,
+    dataset=dict(type='ImageNet', data_root={data_root!r}, split='train',
+                 pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
+val_dataloader = dict(
+    batch_size=2, num_workers=0,
+    dataset=dict(type='ImageNet', data_root={data_root!r}, split='val',
+                 pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end={max_epochs},
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs={max_epochs}, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+custom_hooks = [dict(type='EpochSeedHook'),
+                dict(type='DynaMixerDiagnosticsHook', interval=1)]
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=1, max_keep_ckpts=-1))
+randomness = dict(seed=0)
+{extra}
+'''
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)

@@ -12,6 +12,10 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
+# Reseeding every epoch from (seed, epoch) makes `--resume` continue exactly
+# as an uninterrupted run would (MMEngine checkpoints hold no RNG state).
+custom_hooks = [dict(type='EpochSeedHook')]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

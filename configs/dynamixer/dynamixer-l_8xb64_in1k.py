@@ -21,6 +21,10 @@ test_pipeline = [
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
+custom_hooks = [
+    dict(type='EpochSeedHook'),
+    dict(type='DynaMixerDiagnosticsHook', interval=100),
+]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='accuracy/top1', rule='greater'))

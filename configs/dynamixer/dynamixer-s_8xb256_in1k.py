@@ -10,6 +10,10 @@ _base_ = [
 
 train_dataloader = dict(batch_size=256)
 
+custom_hooks = [
+    dict(type='EpochSeedHook'),
+    dict(type='DynaMixerDiagnosticsHook', interval=100),
+]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='accuracy/top1', rule='greater'))

@@ -37,6 +37,10 @@ train_cfg = dict(by_epoch=True, max_epochs=30, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 
+custom_hooks = [
+    dict(type='EpochSeedHook'),
+    dict(type='DynaMixerDiagnosticsHook', interval=10),
+]
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=5, max_keep_ckpts=1, save_best='auto'))

@@ -1,0 +1,39 @@
+# CIFAR-100 upsampled to 224 for transfer from ImageNet (the reference
+# transfer recipe): resize to 224, random crop with 28 px padding, flip.
+dataset_type = 'CIFAR100'
+data_root = 'data/cifar100'
+data_preprocessor = dict(
+    num_classes=100,
+    mean=[129.304, 124.070, 112.434],
+    std=[68.170, 65.392, 70.418],
+    to_rgb=False,  # the batch files hold RGB images
+)
+
+train_pipeline = [
+    dict(type='Resize', scale=(224, 224)),
+    dict(type='RandomCrop', crop_size=224, padding=28),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='Resize', scale=(224, 224)),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=128,
+    num_workers=4,
+    dataset=dict(type=dataset_type, data_root=data_root, split='train',
+                 pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=4,
+    dataset=dict(type=dataset_type, data_root=data_root, split='test',
+                 pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+val_evaluator = dict(type='Accuracy', topk=(1, 5))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator

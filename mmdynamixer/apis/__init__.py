@@ -1,0 +1,3 @@
+from .model_zoo import register_model_zoo
+
+__all__ = ['register_model_zoo']

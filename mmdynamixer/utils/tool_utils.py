@@ -1,0 +1,93 @@
+# Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
+"""What tools/train.py and tools/test.py share: arguments and config setup."""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import DictAction
+
+
+def add_common_args(parser: argparse.ArgumentParser):
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs '
+        '(e.g. train_dataloader.batch_size=32)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def set_local_rank(args):
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+
+
+def setup_cfg(cfg, args, dataloaders):
+    """Work dir, launcher and ``--cfg-options``, then the fixes every run
+    needs whatever the config says."""
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    for name in dataloaders:
+        loader = cfg.get(name)
+        # persistent workers need at least one worker process
+        if loader and loader.get('num_workers', 0) == 0:
+            loader['persistent_workers'] = False
+
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        env_cfg = cfg.setdefault('env_cfg', {})
+        dist_cfg = env_cfg.setdefault('dist_cfg', {})
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            print('No GPU: distributed run on the gloo backend.')
+            dist_cfg['backend'] = 'gloo'
+        # DDP of a CPU module takes no device ids (MMEngine passes the rank).
+        wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        wrapper_cfg['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper_cfg
+
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        raise RuntimeError(
+            'The config trains with mixed precision (AmpOptimWrapper), which '
+            "needs a GPU. On CPU, add `--cfg-options "
+            "optim_wrapper.type=OptimWrapper` (float32).")
+    return cfg
+
+
+def init_cpu_distributed(cfg, args):
+    """Open the process group of a ``--launcher pytorch`` run without GPUs.
+
+    MMEngine 0.10's PyTorch launcher calls ``torch.cuda.set_device`` before
+    opening the group, which fails on a machine without GPUs; the Runner
+    skips its own initialisation when a group is already open.
+    """
+    if args.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
+
+
+def shutdown_distributed():
+    """Close the process group before exit: one destroyed at interpreter
+    shutdown can abort ("terminate called without an active exception")."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

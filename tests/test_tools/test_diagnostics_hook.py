@@ -1,0 +1,106 @@
+"""DynaMixerDiagnosticsHook: per-stage mixing entropies and branch weights
+in the log, scalars.json and TensorBoard; nothing attached otherwise."""
+import glob
+import json
+import math
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmdx_testing import make_imagenet, run_tool, write_tiny_imagenet_config
+
+TENSORBOARD = '''
+visualizer = dict(type='UniversalVisualizer', vis_backends=[
+    dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+'''
+# TINY_ARCH at 32 px: 8x8 tokens in stage 0, 4x4 in stage 1
+TOKENS = {0: 8, 1: 4}
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_imagenet(str(tmp_path_factory.mktemp('imagenet')),
+                         num_classes=4, train_per_class=4, val_per_class=1)
+
+
+def test_scalars_in_log_json_and_tensorboard(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data,
+                                        random_aug=True, extra=TENSORBOARD)
+    work = tmp_path / 'work'
+    run_tool('tools/train.py', config, '--work-dir', str(work))
+    run_dir = glob.glob(str(work / '*' / 'vis_data'))[0]
+    lines = [json.loads(l) for l in open(osp.join(run_dir, 'scalars.json'))]
+    train = [l for l in lines if 'loss' in l]
+    assert len(train) == 8  # interval 1, 2 epochs x 4 iterations
+    for entry in train:
+        for stage, n in TOKENS.items():
+            for op in 'hw':
+                value = entry[f'dynamixer/stage{stage}_entropy_{op}']
+                assert 0 < value <= math.log(n) + 1e-6
+            weights = [entry[f'dynamixer/stage{stage}_weight_{b}']
+                       for b in 'hwc']
+            assert all(0 < w < 1 for w in weights)
+            assert sum(weights) == pytest.approx(1, abs=1e-5)
+
+    events = EventAccumulator(glob.glob(osp.join(run_dir, 'events.out.*'))[0])
+    events.Reload()
+    tag = 'dynamixer/stage1_entropy_w'
+    assert tag in events.Tags()['scalars']
+    tb = {e.step: e.value for e in events.Scalars(tag)}
+    assert {l['step']: l[tag] for l in train} == pytest.approx(tb, abs=1e-5)
+
+    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    assert 'dynamixer/stage0_entropy_h:' in log
+    assert 'dynamixer/stage1_weight_c:' in log
+
+
+class HookCounter(Hook):
+    """Counts the forward hooks on the model when each iteration starts
+    (after every other hook's before_train_iter) and ends."""
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.during, self.after = [], []
+
+    @staticmethod
+    def count(runner):
+        return sum(len(m._forward_hooks) for m in runner.model.modules())
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.during.append(self.count(runner))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.after.append(self.count(runner))
+
+
+def test_attached_only_on_logging_iterations(data, tmp_path):
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
+    cfg = Config.fromfile(config)
+    cfg.custom_hooks[1].interval = 3
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    counter = HookCounter()
+    runner.register_hook(counter)
+    runner.train()
+    logging = [i for i in range(8) if (i + 1) % 3 == 0]
+    assert [i for i, n in enumerate(counter.during) if n] == logging
+    assert all(n == 0 for n in counter.after)
+
+
+def test_refuses_a_model_without_dynamixer(data, tmp_path):
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
+    cfg = Config.fromfile(config)
+    cfg.model = dict(type='ImageClassifier',
+                     backbone=dict(type='ResNet', depth=18),
+                     neck=dict(type='GlobalAveragePooling'),
+                     head=dict(type='LinearClsHead', num_classes=4,
+                               in_channels=512))
+    cfg.work_dir = str(tmp_path / 'work')
+    with pytest.raises(ValueError, match='needs a model with a DynaMixer'):
+        Runner.from_cfg(cfg).train()

@@ -1,0 +1,67 @@
+"""tools/dist_train.sh and tools/dist_test.sh: 2 processes on the CPU (gloo)
+give the results of 1 process with the same global batch."""
+import glob
+import json
+import os.path as osp
+
+import torch
+
+from mmdynamixer.utils import load_checkpoint_file
+from mmdx_testing import (free_port, make_imagenet, run_tool,
+                          write_tiny_imagenet_config)
+
+
+def last_checkpoint(work_dir):
+    return sorted(glob.glob(osp.join(work_dir, 'epoch_*.pth')))[-1]
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    data = make_imagenet(str(tmp_path / 'imagenet'), num_classes=4,
+                         train_per_class=4, val_per_class=2)
+    one = write_tiny_imagenet_config(tmp_path / 'one.py', data, batch_size=4)
+    two = write_tiny_imagenet_config(tmp_path / 'two.py', data, batch_size=2)
+
+    run_tool('tools/train.py', one, '--work-dir', str(tmp_path / 'w1'))
+    dist = run_tool('tools/dist_train.sh', two, '2', '--work-dir',
+                    str(tmp_path / 'w2'), env=dict(PORT=str(free_port())))
+    assert 'distributed run on the gloo backend' in dist.stdout
+
+    ckpt1 = last_checkpoint(tmp_path / 'w1')
+    ckpt2 = last_checkpoint(tmp_path / 'w2')
+    assert osp.basename(ckpt1) == osp.basename(ckpt2) == 'epoch_2.pth'
+    s1 = load_checkpoint_file(ckpt1)['state_dict']
+    s2 = load_checkpoint_file(ckpt2)['state_dict']
+    assert s1.keys() == s2.keys()
+    for k in s1:
+        torch.testing.assert_close(s1[k], s2[k], rtol=1e-4, atol=1e-5)
+
+    test1 = run_tool('tools/test.py', one, ckpt1, '--work-dir',
+                     str(tmp_path / 't1')).stdout
+    test2 = run_tool('tools/dist_test.sh', two, ckpt2, '2', '--work-dir',
+                     str(tmp_path / 't2'),
+                     env=dict(PORT=str(free_port()))).stdout
+    m1 = json.loads(test1.split('Test metrics: ')[-1].splitlines()[0])
+    m2 = json.loads(test2.split('Test metrics: ')[-1].splitlines()[0])
+    assert m1 == m2
+
+
+def test_scripts_explain_their_usage():
+    for script, n in (('tools/dist_train.sh', 2), ('tools/dist_test.sh', 3),
+                      ('tools/slurm_train.sh', 4)):
+        proc = run_tool(script, check=False)
+        assert proc.returncode == 2 and 'usage:' in proc.stderr
+
+
+def test_slurm_train_composes_srun(tmp_path):
+    """With a stand-in `srun` that prints its arguments (there is no Slurm
+    here), the script asks for the right allocation and launcher."""
+    fake = tmp_path / 'bin' / 'srun'
+    fake.parent.mkdir()
+    fake.write_text('#!/usr/bin/env bash\necho "srun $*"\n')
+    fake.chmod(0o755)
+    import os
+    out = run_tool('tools/slurm_train.sh', 'gpu', 'job', 'cfg.py', 'wd',
+                   '--amp', env=dict(PATH=f'{fake.parent}:{os.environ["PATH"]}',
+                                     GPUS='16')).stdout
+    assert '-p gpu --job-name=job --gres=gpu:8 --ntasks=16' in out
+    assert 'tools/train.py cfg.py --work-dir=wd --launcher=slurm --amp' in out
