@@ -156,3 +156,70 @@ randomness = dict(seed=0)
     with open(path, 'w') as f:
         f.write(text)
     return str(path)
+
+
+def make_coco(root, num_train=4, num_val=2, seed=0):
+    """A tiny COCO-format detection set: ``{train,val}2017/*.jpg`` and
+    ``annotations/instances_{train,val}2017.json`` listing the 80 COCO
+    categories, with boxes and polygon masks of two of them (drawn as filled
+    shapes)."""
+    import json
+
+    import cv2
+    import numpy as np
+    from mmdet.datasets import CocoDataset
+    rng = np.random.default_rng(seed)
+    all_categories = [dict(id=i + 1, name=name) for i, name in
+                      enumerate(CocoDataset.METAINFO['classes'])]
+    categories = [c for c in all_categories if c['name'] in ('person', 'car')]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    ann_id = 0
+    for split, count in (('train2017', num_train), ('val2017', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            h, w = (int(v) for v in rng.integers(120, 200, 2))
+            img = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+            for cat in categories:
+                x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+                bw, bh = int(rng.integers(24, w // 2)), int(rng.integers(24, h // 2))
+                poly = [x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh]
+                cv2.fillPoly(img, [np.array(poly).reshape(-1, 2)],
+                             (200, 40 * cat['id'], 90))
+                ann_id += 1
+                annotations.append(dict(
+                    id=ann_id, image_id=i + 1, category_id=cat['id'],
+                    bbox=[x0, y0, bw, bh], area=float(bw * bh), iscrowd=0,
+                    segmentation=[[float(v) for v in poly]]))
+            name = f'{i + 1:012d}.jpg'
+            cv2.imwrite(osp.join(root, split, name), img)
+            images.append(dict(id=i + 1, file_name=name, height=h, width=w))
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'),
+                  'w') as f:
+            json.dump(dict(images=images, annotations=annotations,
+                           categories=all_categories), f)
+    return root
+
+
+def make_ade20k(root, num_train=4, num_val=2, seed=0):
+    """A tiny set in ADE20K's layout: ``images/{training,validation}/*.jpg``
+    and ``annotations/.../*.png`` label maps (0 = other, 1..150)."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    for split, count in (('training', num_train), ('validation', num_val)):
+        for kind in ('images', 'annotations'):
+            os.makedirs(osp.join(root, kind, split), exist_ok=True)
+        for i in range(count):
+            h, w = (int(v) for v in rng.integers(96, 160, 2))
+            label = np.zeros((h, w), np.uint8)
+            img = np.zeros((h, w, 3), np.uint8)
+            for cls in rng.choice(np.arange(1, 151), 3, replace=False):
+                y, x = int(rng.integers(0, h - 20)), int(rng.integers(0, w - 20))
+                label[y:y + h // 2, x:x + w // 2] = cls
+                img[y:y + h // 2, x:x + w // 2] = rng.integers(0, 255, 3)
+            name = f'ADE_{split}_{i + 1:08d}'
+            cv2.imwrite(osp.join(root, 'images', split, name + '.jpg'), img)
+            cv2.imwrite(osp.join(root, 'annotations', split, name + '.png'),
+                        label)
+    return root

@@ -7,6 +7,7 @@ allow-lists the plain-data types that MMEngine checkpoints hold.
 """
 import argparse
 import json
+import numbers
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
@@ -62,7 +63,7 @@ def main(argv=None):
     metrics = runner.test()
     shutdown_distributed()
     print('Test metrics: ' + json.dumps(
-        {k: round(float(v), 4) if isinstance(v, (int, float)) else str(v)
+        {k: round(float(v), 4) if isinstance(v, numbers.Number) else str(v)
          for k, v in metrics.items()}))
     return metrics
 

@@ -93,7 +93,7 @@ def test_fixed_size_error_names_expected_size_and_fix():
         model(torch.rand(1, 3, 48, 32))
     msg = str(err.value)
     assert '32x32' in msg and '48x32' in msg
-    assert 'resize or crop' in msg and 'img_size' in msg
+    assert 'resize or crop' in msg and 'sliding_window=True' in msg
 
 
 def test_bad_img_size_for_patch_and_downsampling():

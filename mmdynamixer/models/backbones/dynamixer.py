@@ -1,9 +1,10 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """DynaMixer: A Vision MLP Architecture with Dynamic Mixing (ICML 2022)."""
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
@@ -34,6 +35,8 @@ class DynaMixerBlock(BaseModule):
             they are summed.
         share_hw (bool): Use one op (``mix_h``) for rows and columns.
         proj_drop (float): Dropout after the projection.
+        window_strides (tuple[int, int], optional): Sliding-window strides
+            of the column and row ops; None for the fixed-size model.
     """
 
     def __init__(self,
@@ -46,8 +49,10 @@ class DynaMixerBlock(BaseModule):
                  reweight: bool = True,
                  share_hw: bool = False,
                  proj_drop: float = 0.,
+                 window_strides: Optional[Tuple[int, int]] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.window_strides = window_strides or (None, None)
         self.branches = tuple(b for b in BRANCHES if b in branches)
         if len(self.branches) != len(set(branches)) or not self.branches:
             raise ValueError(f'branches must be a non-empty subset of '
@@ -79,12 +84,14 @@ class DynaMixerBlock(BaseModule):
         """The outputs of the active branches, in ``self.branches`` order."""
         B, H, W, C = x.shape
         outs = []
+        stride_h, stride_w = self.window_strides
         for branch in self.branches:
-            if branch == 'h':
-                outs.append(self.mix_h(x))  # sequences: (B) x columns (W)
-            elif branch == 'w':
+            if branch == 'h':  # sequences: (B) x columns (W)
+                outs.append(self.mix_h(x, stride_h))
+            elif branch == 'w':  # sequences: (B x rows), one per row
                 op = self.mix_h if self.share_hw else self.mix_w
-                outs.append(op(x.reshape(B * H, W, 1, C)).view(B, H, W, C))
+                rows = op(x.reshape(B * H, W, 1, C), stride_w)
+                outs.append(rows.view(B, H, W, C))
             else:
                 outs.append(self.mlp_c(x))
         return outs
@@ -146,9 +153,14 @@ class DynaMixer(BaseBackbone):
     every column of the token grid with mixing matrices generated from the
     tokens themselves.
 
-    The generators are sized to the token grid, so the model accepts exactly
-    the ``img_size`` it was built for (224 for the published S/M/L: 32x32
-    tokens in stage 1, 16x16 in stage 2).
+    The generators are sized to the token grid, so the published model
+    accepts exactly the ``img_size`` it was built for (224 for S/M/L: 32x32
+    tokens in stage 1, 16x16 in stage 2). With ``sliding_window=True`` the
+    same parameters (and checkpoints) take any input size: every row and
+    column is mixed in windows of the pretrained length that slide along it
+    (see :meth:`DynaMixerOp.forward`), and the image is zero-padded at
+    the bottom and right to a multiple of the total stride (14). At the
+    pretrained size it computes exactly what the fixed model does.
 
     Args:
         arch (str | dict): DynaMixer architecture. A string picks a published
@@ -177,6 +189,13 @@ class DynaMixer(BaseBackbone):
             (True) or sum them (False). Defaults to True.
         share_hw (bool): Mix rows and columns with one shared op.
             Defaults to False.
+        sliding_window (bool): Accept any input size by mixing in sliding
+            windows of the pretrained length, for detection and
+            segmentation. Defaults to False (the published fixed-size model).
+        window_stride (float | Sequence[int]): Stride of the sliding windows:
+            a fraction of each op's window length, or one int per stage.
+            Below 1 (the default 0.5) windows overlap, so information
+            crosses window borders. Defaults to 0.5.
         drop_rate (float): Dropout after each token-mixing projection.
             Defaults to 0.
         drop_path_rate (float): Stochastic depth rate; layer ``i`` of the
@@ -239,6 +258,8 @@ class DynaMixer(BaseBackbone):
                  branches: Sequence[str] = BRANCHES,
                  reweight: bool = True,
                  share_hw: bool = False,
+                 sliding_window: bool = False,
+                 window_stride: Union[float, Sequence[int]] = 0.5,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  out_indices: Union[int, Sequence[int]] = -1,
@@ -263,6 +284,9 @@ class DynaMixer(BaseBackbone):
         self.out_indices = self.parse_out_indices(out_indices,
                                                   self.num_stages)
         self.frozen_stages = frozen_stages
+        self.sliding_window = sliding_window
+        strides = self.window_strides(self.grids, window_stride) \
+            if sliding_window else [None] * self.num_stages
 
         depths = self.arch_settings['depths']
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -289,7 +313,8 @@ class DynaMixer(BaseBackbone):
                     branches=branches,
                     reweight=reweight,
                     share_hw=share_hw,
-                    proj_drop=drop_rate) for j in range(depths[i])
+                    proj_drop=drop_rate,
+                    window_strides=strides[i]) for j in range(depths[i])
             ]))
         self._freeze_stages()
 
@@ -338,6 +363,24 @@ class DynaMixer(BaseBackbone):
         return grids
 
     @staticmethod
+    def window_strides(grids, window_stride):
+        """(column, row) window strides of each stage."""
+        if isinstance(window_stride, (int, float)) and \
+                not isinstance(window_stride, bool):
+            if not 0 < window_stride <= 1:
+                raise ValueError('A fractional window_stride must be in '
+                                 f'(0, 1], got {window_stride}.')
+            return [tuple(max(1, round(n * window_stride)) for n in grid)
+                    for grid in grids]
+        strides = list(window_stride)
+        if len(strides) != len(grids) or not all(
+                0 < s <= min(g) for s, g in zip(strides, grids)):
+            raise ValueError(f'window_stride needs one int per stage in '
+                             f'[1, window length] for windows {grids}, got '
+                             f'{window_stride}.')
+        return [(s, s) for s in strides]
+
+    @staticmethod
     def parse_out_indices(out_indices, num_stages):
         if isinstance(out_indices, int):
             out_indices = [out_indices]
@@ -359,7 +402,13 @@ class DynaMixer(BaseBackbone):
             return
         super().init_weights()
 
+    @property
+    def total_stride(self) -> int:
+        return self.patch_size * 2**(self.num_stages - 1)
+
     def check_input_size(self, x: torch.Tensor):
+        if self.sliding_window:
+            return
         if tuple(x.shape[-2:]) != self.img_size:
             h, w = self.img_size
             raise ValueError(
@@ -367,11 +416,17 @@ class DynaMixer(BaseBackbone):
                 f'{self.grids}), got {x.shape[-2]}x{x.shape[-1]}. Its mixing '
                 f'generators are sized to that grid: resize or crop inputs '
                 f'to {h}x{w} (e.g. `ResizeEdge`+`CenterCrop` in the '
-                'pipeline), or build the backbone with a matching `img_size` '
-                '(pretrained generators then no longer fit).')
+                'pipeline), or build the backbone with `sliding_window=True` '
+                'to run any size with the same weights.')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input_size(x)
+        if self.sliding_window:  # whole token grids in every stage
+            stride = self.total_stride
+            pad_h = -x.shape[-2] % stride
+            pad_w = -x.shape[-1] % stride
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
         outs = []
         for i, (down, stage) in enumerate(
                 zip(self.downsample_layers, self.stages)):

@@ -1,11 +1,29 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """The DynaMixer operation: token mixing with matrices generated from the tokens."""
+from typing import NamedTuple, Optional, Tuple
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 GENERATORS = ('dynamic', 'static', 'per_token')
+
+
+class Windows(NamedTuple):
+    """How a sequence is cut into windows (see :meth:`DynaMixerOp.windows`).
+
+    ``index``: the ``(W * N, )`` token of each window position (None: one
+    window, the whole sequence); ``count``: ``W``; ``rows``: the window rows
+    each window produces; ``valid``: ``(W, N)`` False at padding (None: no
+    padding); ``edges``: ``(start, stop)`` ranges of windows with padding.
+    """
+    index: Optional[torch.Tensor]
+    count: int
+    rows: slice
+    valid: Optional[torch.Tensor]
+    edges: Tuple[Tuple[int, int], ...]
 
 
 def softmax_fp32(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -92,45 +110,147 @@ class DynaMixerOp(BaseModule):
         if self.generator == 'static':
             trunc_normal_(self.logits, std=.02)
 
-    def mixing_matrices(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the mixing matrices for ``x`` of shape ``(P, N, Q, C)``.
+    def windows(self, length: int, stride: Optional[int],
+                device=None) -> Windows:
+        """How a sequence of ``length`` tokens is cut into windows.
+
+        With ``stride=None`` (the fixed-size model) the sequence must have
+        the op's ``N`` tokens and is one window; so is any sequence of ``N``
+        tokens. Otherwise window ``k`` produces the ``stride`` tokens
+        ``[k * stride, (k + 1) * stride)`` from the ``N`` tokens around them
+        (a margin of ``(N - stride) // 2`` before), see :meth:`forward`.
+        """
+        N = self.num_tokens
+        if stride is None or length == N:
+            if length != N:
+                raise ValueError(
+                    f'This DynaMixer op mixes sequences of {N} tokens, got '
+                    f'{length}; other lengths need sliding windows '
+                    '(a window_stride).')
+            return Windows(None, 1, slice(None), None, ())
+        if not 0 < stride <= N:
+            raise ValueError(f'window stride must be in [1, {N}] so that '
+                             f'windows of {N} tokens cover every token, got '
+                             f'{stride}.')
+        margin = (N - stride) // 2
+        count = -(-length // stride)
+        positions = (torch.arange(count, device=device)[:, None] * stride +
+                     torch.arange(N, device=device) - margin)
+        valid = (positions >= 0) & (positions < length)
+        padded = (~valid.all(1)).tolist()
+        lo = padded.index(False) if False in padded else count
+        hi = count - padded[::-1].index(False) if False in padded else count
+        edges = ((0, lo), (hi, count)) if lo < hi else ((0, count), )
+        # Padding is masked out of the generator and the mixing, so its
+        # values never matter: edge tokens are repeated there.
+        return Windows(positions.clamp(0, length - 1).flatten(), count,
+                       slice(margin, margin + stride), valid,
+                       tuple(e for e in edges if e[0] < e[1]))
+
+    @staticmethod
+    def _gather(t: torch.Tensor, win: Windows) -> torch.Tensor:
+        """(P, L, Q, S, k) per-token features -> (P, Q, S, W, N, k)."""
+        t = t.permute(0, 2, 3, 1, 4)  # (P, Q, S, L, k)
+        if win.index is None:
+            return t.unsqueeze(3)
+        t = t.index_select(3, win.index)  # one copy, windows side by side
+        return t.view(*t.shape[:3], win.count, -1, t.shape[-1])
+
+    @staticmethod
+    def _mask_padding_(t: torch.Tensor, mask: torch.Tensor, value: float,
+                       win: Windows):
+        """Fill ``t`` (window axis 3) where ``mask`` (W, ...) is True, in
+        place and only in the windows that hold padding."""
+        for start, stop in win.edges:
+            t[:, :, :, start:stop].masked_fill_(mask[start:stop], value)
+
+    def mixing_matrices(self, x: torch.Tensor,
+                        window_stride: Optional[int] = None) -> torch.Tensor:
+        """The mixing weights the op applies to ``x`` ``(P, L, Q, C)``.
 
         Returns:
-            Tensor: ``(P, Q, S, N_out, N_in)`` (``(1, 1, 1, N, N)`` for the
-            static generator), each row summing to 1 over the input tokens.
-            The transposed layout lets one batched matmul apply them.
+            Tensor: ``(P, Q, S, W, N_out, N_in)``: for each sequence,
+            segment and window (``W = 1`` for whole sequences of ``N``), the
+            weights of the ``N_in = N`` inputs for each of the ``N_out``
+            tokens it produces, summing to 1 over the inputs. The static
+            generator's weights are the same for every sequence and segment
+            and come with size-1 ``P, Q, S`` axes.
         """
-        P, N, Q, C = x.shape
-        S, d = self.num_segments, self.reduced_dims
-        if N != self.num_tokens:
-            raise ValueError(
-                f'This DynaMixer op mixes sequences of {self.num_tokens} '
-                f'tokens, got {N}.')
-        if self.generator == 'dynamic':
-            # (P, N, Q, S*d) -> per (sequence, segment) token-major N*d
-            reduced = self.compress(x).view(P, N, Q, S, d)
-            reduced = reduced.permute(0, 2, 3, 1, 4).reshape(P, Q, S, N * d)
-            logits = self.generate(reduced).view(P, Q, S, N, N)
-            in_axis = -2  # G[i, j]: rows are input tokens
-        elif self.generator == 'static':
-            logits = self.logits.view(1, 1, 1, N, N)
-            in_axis = -2
-        else:
-            logits = self.generate(x).view(P, N, Q, S, N)
-            logits = logits.permute(0, 2, 3, 1, 4)  # (P, Q, S, N_out, N_in)
-            in_axis = -1
-        weights = softmax_fp32(logits, in_axis).to(x.dtype)
-        return weights.transpose(-1, -2) if in_axis == -2 else weights
+        win = self.windows(x.shape[1], window_stride, x.device)
+        return self._mixing_matrices(x, win)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mix ``x`` of shape ``(P, N, Q, C)`` along dim 1.
+    def _mixing_matrices(self, x: torch.Tensor, win: Windows) -> torch.Tensor:
+        P, L, Q, C = x.shape
+        N, S, d = self.num_tokens, self.num_segments, self.reduced_dims
+        if self.generator == 'dynamic':
+            reduced = self._gather(self.compress(x).view(P, L, Q, S, d), win)
+            if win.valid is not None:  # padding feeds nothing to the generator
+                self._mask_padding_(reduced, ~win.valid[:, :, None], 0., win)
+            # Output i*N + j of `generate` is G[i, j] (i input, j output).
+            # Reorder its (small) weight instead of the (large) logits, so
+            # that they come out as (j, i): a softmax over the contiguous
+            # last axis, and no transpose before the matmul. `reduced` is
+            # token-major per segment: index n*d + k.
+            weight = self.generate.weight.view(N, N, N * d).transpose(0, 1)
+            bias = self.generate.bias.view(N, N).t()
+            logits = F.linear(reduced.flatten(-2),
+                              weight[win.rows].reshape(-1, N * d),
+                              bias[win.rows].reshape(-1))
+            logits = logits.unflatten(-1, (-1, N))  # (P, Q, S, W, out, in)
+        elif self.generator == 'static':
+            logits = self.logits.t()[win.rows].expand(1, 1, 1, win.count, -1,
+                                                      N)
+            if win.valid is not None:
+                logits = logits.clone()
+        else:  # each token generates its own row once: (P, L, Q, S*N)
+            logits = self.generate(x).view(P, L, Q, S, N)
+            logits = logits.permute(0, 2, 3, 1, 4)  # (P, Q, S, L, N)
+            produced = win.count * (logits.shape[3] if win.index is None else
+                                    win.rows.stop - win.rows.start)
+            logits = F.pad(logits, (0, 0, 0, produced - L))
+            logits = logits.unflatten(3, (win.count, -1))
+        if win.valid is not None:  # padding is never mixed into a token
+            self._mask_padding_(logits, ~win.valid[:, None, :],
+                                float('-inf'), win)
+        return softmax_fp32(logits, -1).to(x.dtype)
+
+    def mix(self, x: torch.Tensor,
+            window_stride: Optional[int] = None) -> torch.Tensor:
+        """The token mixing of ``x`` ``(P, L, Q, C)`` along dim 1, before
+        the ``out`` projection."""
+        P, L, Q, C = x.shape
+        S = self.num_segments
+        win = self.windows(L, window_stride, x.device)
+        weights = self._mixing_matrices(x, win)  # (P, Q, S, W, out, N)
+        segments = self._gather(x.view(P, L, Q, S, C // S), win)
+        mixed = torch.matmul(weights, segments)  # (P, Q, S, W, out, C/S)
+        mixed = mixed.flatten(3, 4)[:, :, :, :L]  # crop padded outputs
+        return mixed.permute(0, 3, 1, 2, 4).reshape(P, L, Q, C)
+
+    def forward(self, x: torch.Tensor,
+                window_stride: Optional[int] = None) -> torch.Tensor:
+        """Mix ``x`` of shape ``(P, L, Q, C)`` along dim 1.
 
         ``P`` and ``Q`` index independent sequences (e.g. batch and columns).
+        Without ``window_stride``, ``L`` must be the op's ``N`` and the whole
+        sequence is mixed at once, as in the published model.
+
+        With ``window_stride``, any ``L`` is mixed in sliding windows of
+        ``N`` tokens: window ``k`` produces the ``stride`` tokens
+        ``[k * stride, (k + 1) * stride)`` from the ``N`` tokens around them,
+        so every token is mixed from ``N`` inputs around it by one generated
+        row, as in the fixed model and at the same cost per token. With
+        ``stride < N`` neighbouring windows share inputs, so information
+        crosses window borders; ``stride == N`` gives disjoint windows (the
+        block-diagonal mixing of MLP-Mixer's fine-tuning at higher
+        resolution). At ``L == N`` it is exactly the fixed model.
+
+        Windows at the ends reach past the sequence; those positions are
+        padding. Padding would change the generated matrices, so padded
+        tokens give zero reduced features to the generator (a window with
+        padding is generated as if those tokens were blank) and their logits
+        as inputs are ``-inf`` (no real token takes anything from padding,
+        whatever values the padded positions hold); outputs past the end are
+        cropped.
         """
-        P, N, Q, C = x.shape
-        S = self.num_segments
-        weights = self.mixing_matrices(x)
-        segments = x.view(P, N, Q, S, C // S).permute(0, 2, 3, 1, 4)
-        mixed = torch.matmul(weights, segments)  # (P, Q, S, N, C/S)
-        mixed = mixed.permute(0, 3, 1, 2, 4).reshape(P, N, Q, C)
-        return self.out(mixed)
+        return self.out(self.mix(x, window_stride))

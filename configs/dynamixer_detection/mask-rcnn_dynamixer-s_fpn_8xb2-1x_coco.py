@@ -1,0 +1,31 @@
+# Mask R-CNN 1x on COCO with a DynaMixer-S backbone: MMDetection's own config
+# with the backbone swapped for the sliding-window DynaMixer and every stride
+# set to its real ones (FPN levels 7, 14, 28, 56, 112; RoIs from 7-56).
+#   tools/dist_train.sh configs/dynamixer_detection/mask-rcnn_dynamixer-s_fpn_8xb2-1x_coco.py 8
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmdynamixer'], allow_failed_imports=False)
+
+imagenet_checkpoint = 'checkpoints/dynamixer-s_8xb256_in1k.pth'
+strides = [7, 14, 28, 56]
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=14),
+    backbone=dict(
+        _delete_=True,
+        type='mmpretrain.DynaMixer',
+        arch='s',
+        sliding_window=True,
+        out_indices=(0, 1),
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
+                      prefix='backbone.')),
+    neck=dict(in_channels=[192, 384], num_outs=5),
+    rpn_head=dict(anchor_generator=dict(strides=strides + [112])),
+    roi_head=dict(
+        bbox_roi_extractor=dict(featmap_strides=strides),
+        mask_roi_extractor=dict(featmap_strides=strides)),
+)
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))

@@ -1,0 +1,29 @@
+# RetinaNet 1x on COCO with a DynaMixer-S backbone: MMDetection's own config
+# with the backbone swapped for the sliding-window DynaMixer (any image size,
+# the ImageNet checkpoint unchanged) and everything stride-dependent set to
+# its real strides 7 and 14 (FPN levels 7, 14, 28, 56, 112).
+#   tools/dist_train.sh configs/dynamixer_detection/retinanet_dynamixer-s_fpn_8xb2-1x_coco.py 8
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmdynamixer'], allow_failed_imports=False)
+
+imagenet_checkpoint = 'checkpoints/dynamixer-s_8xb256_in1k.pth'
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=14),
+    backbone=dict(
+        _delete_=True,
+        type='mmpretrain.DynaMixer',
+        arch='s',
+        sliding_window=True,
+        out_indices=(0, 1),
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
+                      prefix='backbone.')),
+    neck=dict(in_channels=[192, 384], start_level=0, num_outs=5),
+    bbox_head=dict(anchor_generator=dict(strides=[7, 14, 28, 56, 112])),
+)
+
+# AdamW, as for other MLP/transformer backbones in MMDetection (e.g. PVT).
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))

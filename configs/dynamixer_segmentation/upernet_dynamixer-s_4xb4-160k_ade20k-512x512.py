@@ -1,0 +1,37 @@
+# UPerNet on ADE20K (512 x 512, 160k iterations) with a DynaMixer-S backbone:
+# MMSegmentation's own config with the backbone swapped for the sliding-window
+# DynaMixer (stages at strides 7 and 14) and sliding-window inference.
+#   tools/dist_train.sh configs/dynamixer_segmentation/upernet_dynamixer-s_4xb4-160k_ade20k-512x512.py 4
+_base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
+custom_imports = dict(imports=['mmdynamixer'], allow_failed_imports=False)
+
+imagenet_checkpoint = 'checkpoints/dynamixer-s_8xb256_in1k.pth'
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        _delete_=True,
+        type='mmpretrain.DynaMixer',
+        arch='s',
+        sliding_window=True,
+        out_indices=(0, 1),
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
+                      prefix='backbone.')),
+    decode_head=dict(in_channels=[192, 384], in_index=[0, 1]),
+    auxiliary_head=dict(in_channels=192, in_index=0),
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)),
+)
+
+# AdamW with warm-up and poly decay, as for transformer backbones (Swin).
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999),
+                   weight_decay=0.01),
+    paramwise_cfg=dict(norm_decay_mult=0.))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
+         end=1500),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000,
+         by_epoch=False),
+]
