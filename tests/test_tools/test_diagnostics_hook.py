@@ -59,6 +59,24 @@ def test_scalars_in_log_json_and_tensorboard(data, tmp_path):
     assert 'dynamixer/stage1_weight_c:' in log
 
 
+def test_sliding_window_model(data, tmp_path):
+    """In sliding mode (48 px images for a 32 px model) the hook logs the
+    entropies of the windows' mixing weights."""
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.sliding_window = True
+    for pipeline in (cfg.train_dataloader.dataset.pipeline,
+                     cfg.val_dataloader.dataset.pipeline):
+        pipeline[1] = dict(type='Resize', scale=(48, 48))
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hub = runner.message_hub
+    for stage, n in TOKENS.items():
+        value = hub.get_scalar(f'train/dynamixer/stage{stage}_entropy_w')
+        assert 0 < value.current() <= math.log(n) + 1e-6
+
+
 class HookCounter(Hook):
     """Counts the forward hooks on the model when each iteration starts
     (after every other hook's before_train_iter) and ends."""

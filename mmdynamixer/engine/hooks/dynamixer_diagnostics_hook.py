@@ -21,7 +21,7 @@ class DynaMixerDiagnosticsHook(Hook):
     - ``dynamixer/stage{i}_entropy_h`` / ``_entropy_w``: the mean entropy (in
       nats, between 0 and ``log N``) of the generated mixing weights of the
       column (``h``) and row (``w``) ops, over output tokens, segments,
-      sequences, samples and layers. ``log N`` means uniform mixing, 0 means
+      sequences (and sliding windows), samples and layers. ``log N`` means uniform mixing, 0 means
       each token copies one input. A shared row/column op logs ``_entropy_hw``.
     - ``dynamixer/stage{i}_weight_h`` / ``_weight_w`` / ``_weight_c``: the mean
       reweighting weight of each branch (they sum to 1).
@@ -66,7 +66,8 @@ class DynaMixerDiagnosticsHook(Hook):
     def _entropy_hook(self, key: str):
         def hook(op, inputs, output):
             with torch.no_grad():
-                weights = op.mixing_matrices(inputs[0]).float()
+                # the op's own inputs: (x, window stride)
+                weights = op.mixing_matrices(*inputs).float()
                 entropy = -(weights * weights.clamp_min(1e-30).log()).sum(-1)
                 self._add(key, entropy.mean().item())
         return hook
