@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/dynamixer-l.py',
     '../_base_/datasets/imagenet_bs256_dynamixer_224.py',
     '../_base_/schedules/imagenet_adamw_300e_dynamixer.py',
-    '../_base_/default_runtime.py',
+    '../_base_/dynamixer_runtime.py',
 ]
 
 train_dataloader = dict(batch_size=64)
@@ -20,14 +20,6 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-custom_hooks = [
-    dict(type='EpochSeedHook'),
-    dict(type='DynaMixerDiagnosticsHook', interval=100),
-]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                    save_best='accuracy/top1', rule='greater'))
 
 # The lr above is for the global batch of 512; `--auto-scale-lr` rescales
 # it linearly for another number of GPUs or batch size.

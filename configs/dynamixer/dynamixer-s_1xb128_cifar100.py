@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/dynamixer-s.py',
     '../_base_/datasets/cifar100_bs128_224.py',
-    '../_base_/default_runtime.py',
+    '../_base_/dynamixer_runtime.py',
 ]
 
 # An ImageNet-1K checkpoint of dynamixer-s_8xb256_in1k.py (or a converted
@@ -34,11 +34,4 @@ train_cfg = dict(by_epoch=True, max_epochs=60, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
-custom_hooks = [
-    dict(type='EpochSeedHook'),
-    dict(type='DynaMixerDiagnosticsHook', interval=100),
-]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                    save_best='accuracy/top1', rule='greater'))
 auto_scale_lr = dict(base_batch_size=128)

@@ -4,7 +4,7 @@
 #   python tools/train.py configs/dynamixer/dynamixer-tiny_1xb64_digits.py
 _base_ = [
     '../_base_/datasets/digits_bs64.py',
-    '../_base_/default_runtime.py',
+    '../_base_/dynamixer_runtime.py',
 ]
 
 model = dict(
