@@ -9,6 +9,11 @@ fixed and the sliding-window mode at 224 x 224, and of the sliding mode at
 The cases are timed in turn within each round, and each ratio is the median
 of its per-round ratios, so that the machine's slow spells cancel out.
 
+The module also holds the baseline of the speed benchmark: DynaMixer as a
+direct transcription of SPEC sections 1-3 (``BaselineDynaMixer``), tested to
+compute what our backbone computes (tests/test_tools/
+test_benchmark_baseline.py).
+
 Example:
     python tools/analysis_tools/benchmark.py sliding --threads 2
 """
@@ -20,6 +25,105 @@ import statistics
 import time
 
 import torch
+
+
+import torch.nn as nn  # noqa: E402
+
+
+# --- The baseline: SPEC sections 1-3 transcribed in standard PyTorch --------
+# A Linear for compress and for generate, reshape and permute into segments,
+# softmax, one matmul per op, separate row and column ops with their own
+# permutes, the reweighting MLP. Module names match DynaMixer's, so both
+# load the same state dict.
+
+
+class BaselineOp(nn.Module):
+
+    def __init__(self, dim, tokens, segments, reduced):
+        super().__init__()
+        self.tokens, self.segments, self.reduced = tokens, segments, reduced
+        self.compress = nn.Linear(dim, segments * reduced)
+        self.generate = nn.Linear(tokens * reduced, tokens * tokens)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, N, D)
+        B, N, D = x.shape
+        S, d = self.segments, self.reduced
+        r = self.compress(x).reshape(B, N, S, d).permute(0, 2, 1, 3)
+        g = self.generate(r.reshape(B, S, N * d)).reshape(B, S, N, N)
+        a = g.softmax(dim=2)  # over the input token i of G[i, j]
+        xs = x.reshape(B, N, S, D // S).permute(0, 2, 1, 3)  # (B, S, N, c)
+        y = torch.matmul(a.transpose(2, 3), xs)  # (B, S, N_out, c)
+        return self.out(y.permute(0, 2, 1, 3).reshape(B, N, D))
+
+
+class BaselineBlock(nn.Module):
+
+    def __init__(self, dim, grid, segments, reduced):
+        super().__init__()
+        self.mix_h = BaselineOp(dim, grid[0], segments, reduced)
+        self.mix_w = BaselineOp(dim, grid[1], segments, reduced)
+        self.mlp_c = nn.Linear(dim, dim, bias=False)
+        self.reweight = nn.Sequential()
+        self.reweight.add_module('fc1', nn.Linear(dim, dim // 4))
+        self.reweight.add_module('act', nn.GELU())
+        self.reweight.add_module('fc2', nn.Linear(dim // 4, dim * 3))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, H, W, C)
+        B, H, W, C = x.shape
+        h = self.mix_h(x.permute(0, 2, 1, 3).reshape(B * W, H, C))
+        h = h.reshape(B, W, H, C).permute(0, 2, 1, 3)
+        w = self.mix_w(x.reshape(B * H, W, C)).reshape(B, H, W, C)
+        c = self.mlp_c(x)
+        a = (h + w + c).permute(0, 3, 1, 2).flatten(2).mean(2)
+        a = self.reweight(a).reshape(B, C, 3).permute(2, 0, 1).softmax(dim=0)
+        a = a[:, :, None, None, :]
+        return self.proj(h * a[0] + w * a[1] + c * a[2])
+
+
+class BaselineLayer(nn.Module):
+
+    def __init__(self, dim, grid, segments, reduced, mlp_ratio=3.):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.mixer = BaselineBlock(dim, grid, segments, reduced)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module('fc1', nn.Linear(dim, int(dim * mlp_ratio)))
+        self.mlp.add_module('act', nn.GELU())
+        self.mlp.add_module('fc2', nn.Linear(int(dim * mlp_ratio), dim))
+
+    def forward(self, x):
+        x = x + self.mixer(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class BaselineDynaMixer(nn.Module):
+    """The published network (no drop path: the benchmark's runs are
+    deterministic), returning the last stage as (B, C, H, W)."""
+
+    def __init__(self, arch, img_size=224, patch_size=7):
+        super().__init__()
+        from mmdynamixer.models import DynaMixer
+        arch = DynaMixer.parse_arch(arch)
+        grids = DynaMixer.token_grids((img_size, img_size), patch_size,
+                                      len(arch['embed_dims']))
+        self.downsample_layers = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for i, dim in enumerate(arch['embed_dims']):
+            self.downsample_layers.append(
+                nn.Conv2d(3, dim, patch_size, patch_size) if i == 0 else
+                nn.Conv2d(arch['embed_dims'][i - 1], dim, 2, 2))
+            self.stages.append(nn.Sequential(*[
+                BaselineLayer(dim, grids[i], arch['num_segments'][i],
+                              arch['reduced_dims'][i])
+                for _ in range(arch['depths'][i])]))
+
+    def forward(self, x):
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return (x, )
 
 
 def _rss_bytes(field='VmRSS'):
