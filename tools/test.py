@@ -46,9 +46,6 @@ def merge_args(cfg, args):
             evaluators, (list, tuple)) else [evaluators]
         cfg.test_evaluator = evaluators + [
             dict(type='DumpResults', out_file_path=args.out)]
-    # Training is not run: an AMP optimizer config must not stop a CPU test.
-    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
-        cfg.optim_wrapper.type = 'OptimWrapper'
     return setup_cfg(cfg, args, ('test_dataloader', ))
 
 

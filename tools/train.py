@@ -3,6 +3,7 @@
 MMSegmentation: the config's ``default_scope`` decides)."""
 import argparse
 
+import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
@@ -75,8 +76,15 @@ def merge_args(cfg, args):
             loader['pin_memory'] = False
         if loader and args.no_persistent_workers:
             loader['persistent_workers'] = False
-    return setup_cfg(cfg, args, ('train_dataloader', 'val_dataloader',
-                                 'test_dataloader'))
+    cfg = setup_cfg(cfg, args, ('train_dataloader', 'val_dataloader',
+                                'test_dataloader'))
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        raise RuntimeError(
+            'The config trains with mixed precision (AmpOptimWrapper), which '
+            "needs a GPU. On CPU, add `--cfg-options "
+            "optim_wrapper.type=OptimWrapper` (float32).")
+    return cfg
 
 
 def check_resume_checkpoint(cfg):

@@ -59,14 +59,6 @@ def setup_cfg(cfg, args, dataloaders):
             find_unused_parameters=cfg.get('find_unused_parameters', False))
         wrapper_cfg['device_ids'] = None
         cfg.model_wrapper_cfg = wrapper_cfg
-
-    wrapper = cfg.get('optim_wrapper') or {}
-    if wrapper.get('type') == 'AmpOptimWrapper' and \
-            not torch.cuda.is_available():
-        raise RuntimeError(
-            'The config trains with mixed precision (AmpOptimWrapper), which '
-            "needs a GPU. On CPU, add `--cfg-options "
-            "optim_wrapper.type=OptimWrapper` (float32).")
     return cfg
 
 

@@ -59,9 +59,9 @@ class DynaMixerDiagnosticsHook(Hook):
                              'DynaMixer backbone; remove it from custom_hooks '
                              'for other models.')
 
-    def _add(self, key: str, value: float, count: int = 1):
-        self._sums[key] += value * count
-        self._counts[key] += count
+    def _add(self, key: str, value: float):
+        self._sums[key] += value
+        self._counts[key] += 1
 
     def _entropy_hook(self, key: str):
         def hook(op, inputs, output):

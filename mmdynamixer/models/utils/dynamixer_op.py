@@ -136,16 +136,17 @@ class DynaMixerOp(BaseModule):
         count = -(-length // stride)
         positions = (torch.arange(count, device=device)[:, None] * stride +
                      torch.arange(N, device=device) - margin)
-        valid = (positions >= 0) & (positions < length)
-        padded = (~valid.all(1)).tolist()
-        lo = padded.index(False) if False in padded else count
-        hi = count - padded[::-1].index(False) if False in padded else count
+        # Windows k < lo reach before the start, windows k >= hi past the
+        # end (integer arithmetic: no device sync on the forward path).
+        lo = min(count, -(-margin // stride))
+        hi = max(0, min(count, (length + margin - N) // stride + 1))
         edges = ((0, lo), (hi, count)) if lo < hi else ((0, count), )
+        edges = tuple(e for e in edges if e[0] < e[1])
+        valid = ((positions >= 0) & (positions < length)) if edges else None
         # Padding is masked out of the generator and the mixing, so its
         # values never matter: edge tokens are repeated there.
         return Windows(positions.clamp(0, length - 1).flatten(), count,
-                       slice(margin, margin + stride), valid,
-                       tuple(e for e in edges if e[0] < e[1]))
+                       slice(margin, margin + stride), valid, edges)
 
     @staticmethod
     def _gather(t: torch.Tensor, win: Windows) -> torch.Tensor:
