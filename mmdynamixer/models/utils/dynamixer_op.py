@@ -228,9 +228,13 @@ class DynaMixerOp(BaseModule):
         mixed = mixed.flatten(3, 4)[:, :, :, :L]  # crop padded outputs
         return mixed.permute(0, 3, 1, 2, 4).reshape(P, L, Q, C)
 
-    def forward(self, x: torch.Tensor,
-                window_stride: Optional[int] = None) -> torch.Tensor:
-        """Mix ``x`` of shape ``(P, L, Q, C)`` along dim 1.
+    def forward(self,
+                x: torch.Tensor,
+                window_stride: Optional[int] = None,
+                project: bool = True) -> torch.Tensor:
+        """Mix ``x`` of shape ``(P, L, Q, C)`` along dim 1, then apply the
+        ``out`` projection (``project=False`` skips it, for callers that fuse
+        it into their own matmul).
 
         ``P`` and ``Q`` index independent sequences (e.g. batch and columns).
         Without ``window_stride``, ``L`` must be the op's ``N`` and the whole
@@ -254,4 +258,5 @@ class DynaMixerOp(BaseModule):
         whatever values the padded positions hold); outputs past the end are
         cropped.
         """
-        return self.out(self.mix(x, window_stride))
+        mixed = self.mix(x, window_stride)
+        return self.out(mixed) if project else mixed
