@@ -5,6 +5,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
@@ -103,26 +104,40 @@ class DynaMixerBlock(BaseModule):
         """The outputs of the active branches, in ``self.branches`` order."""
         return [linear(t) for t, linear in self.branch_inputs(x)]
 
+    def branch_weights(self, branches: list) -> torch.Tensor:
+        """Per-sample, per-channel weights ``(B, C, K)`` (summing to 1) of
+        the branches given as :meth:`branch_inputs`. The mean of a branch
+        output over the tokens is the linear map of its input's mean."""
+        means = [t.mean(dim=(1, 2)) for t, _ in branches]  # (B, C) each
+        dtype = means[0].dtype
+        if torch.is_autocast_enabled(means[0].device.type):
+            # small, and feeding a softmax: float32 under autocast
+            with torch.autocast(means[0].device.type, enabled=False):
+                return self._branch_weights(
+                    [m.float() for m in means], branches).to(dtype)
+        return self._branch_weights(means, branches).to(dtype)
+
+    def _branch_weights(self, means: list, branches: list) -> torch.Tensor:
+        # elementwise products, like the reference's weighted sum that they
+        # replace, so that FLOP counters give the published model's count
+        pooled = sum((m[:, None] * lin.weight).sum(-1) + (
+            0 if lin.bias is None else lin.bias)
+                     for m, (_, lin) in zip(means, branches))
+        B, C = pooled.shape
+        logits = self.reweight(pooled).view(B, C, len(branches))
+        return softmax_fp32(logits, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
         branches = self.branch_inputs(x)
         if self.reweight is None:
             x = sum(linear(t) for t, linear in branches)
             return self.proj_drop(self.proj(x))
-        # The branch outputs are linear in their inputs, so their mean over
-        # tokens (the reweighting's input) is the linear map of the inputs'
-        # means, and the per-channel weighted sum folds the weights into a
-        # per-sample matrix: sum_k t_k @ (W_k^T a_k) + sum_k a_k b_k. No
-        # branch output is ever materialised or kept for backward.
-        # (The small products for `pooled` are elementwise, like the
-        # reference's weighted sum they replace, so that FLOP counters give
-        # the published model's count.)
-        pooled = sum((t.mean(dim=(1, 2))[:, None] * lin.weight).sum(-1)
-                     for t, lin in branches)
-        pooled = pooled + sum(lin.bias for _, lin in branches
-                              if lin.bias is not None)
-        logits = self.reweight(pooled).view(B, C, len(branches))
-        weights = softmax_fp32(logits, -1).to(x.dtype)  # (B, C, K)
+        # The branch outputs are linear in their inputs: the per-channel
+        # weighted sum folds the weights into per-sample matrices,
+        # sum_k t_k @ (W_k^T a_k) + sum_k a_k b_k, so no branch output is
+        # ever materialised or kept for backward.
+        weights = self.branch_weights(branches)  # (B, C, K)
         bias = sum(weights[..., k] * lin.bias
                    for k, (_, lin) in enumerate(branches)
                    if lin.bias is not None)
@@ -139,7 +154,9 @@ class DynaMixerBlock(BaseModule):
 
 class DynaMixerLayer(BaseModule):
     """A DynaMixer layer: pre-norm token mixing and a pre-norm MLP, each
-    with a residual connection and stochastic depth, on ``(B, H, W, C)``."""
+    with a residual connection and stochastic depth, on ``(B, H, W, C)``.
+    ``with_cp`` checkpoints the layer: its activations are recomputed in
+    the backward pass instead of being kept."""
 
     def __init__(self,
                  embed_dims: int,
@@ -147,9 +164,11 @@ class DynaMixerLayer(BaseModule):
                  drop_path_rate: float = 0.,
                  norm_cfg: Dict = dict(type='LN', eps=1e-5),
                  act_cfg: Dict = dict(type='GELU'),
+                 with_cp: bool = False,
                  init_cfg=None,
                  **mixer_kwargs):
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         hidden = int(embed_dims * mlp_ratio)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.mixer = DynaMixerBlock(embed_dims, **mixer_kwargs)
@@ -161,9 +180,16 @@ class DynaMixerLayer(BaseModule):
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 \
             else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.mixer(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            # keep only the layer's input; recompute the rest in backward
+            # (the RNG state is restored, so drop path drops the same)
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
 
 
 @MODELS.register_module()
@@ -233,6 +259,9 @@ class DynaMixer(BaseBackbone):
             updating and stay in eval mode). 0 freezes nothing. Defaults to 0.
         norm_cfg (dict): Norm layer config. Defaults to LayerNorm, eps 1e-5.
         act_cfg (dict): Activation of the MLPs. Defaults to GELU.
+        with_cp (bool): Use activation checkpointing per layer, to save
+            memory at the cost of a second forward in backward.
+            Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to the published init (truncated normal std 0.02 for
             linear layers, ones and zeros for LayerNorm, PyTorch's default
@@ -290,6 +319,7 @@ class DynaMixer(BaseBackbone):
                  frozen_stages: int = 0,
                  norm_cfg: Dict = dict(type='LN', eps=1e-5),
                  act_cfg: Dict = dict(type='GELU'),
+                 with_cp: bool = False,
                  init_cfg=[
                      dict(type='TruncNormal', layer='Linear', std=.02,
                           bias=0.),
@@ -330,6 +360,7 @@ class DynaMixer(BaseBackbone):
                     drop_path_rate=dpr[first + j],
                     norm_cfg=norm_cfg,
                     act_cfg=act_cfg,
+                    with_cp=with_cp,
                     grid=self.grids[i],
                     num_segments=self.arch_settings['num_segments'][i],
                     reduced_dims=self.arch_settings['reduced_dims'][i],

@@ -52,8 +52,9 @@ class DynaMixerOp(BaseModule):
       own logits over the ``N`` inputs for every segment with a two-layer MLP
       ``C -> C -> S * N``.
 
-    The logits are normalised with a softmax over the input tokens (computed
-    in float32 so that mixed precision stays finite), and output token ``j``
+    The logits are normalised with a softmax over the input tokens (the
+    generator and the softmax run in float32 under autocast, so that mixed
+    precision stays finite), and output token ``j``
     of segment ``s`` is ``sum_i softmax(G)[i, j] * x_s[i]``.
 
     Args:
@@ -181,6 +182,15 @@ class DynaMixerOp(BaseModule):
         return self._mixing_matrices(x, win)
 
     def _mixing_matrices(self, x: torch.Tensor, win: Windows) -> torch.Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            # The generator is a few percent of the FLOPs: under autocast it
+            # runs in float32, so that no logit overflows fp16 (inf - inf in
+            # the softmax would be NaN). The mixing stays in the AMP dtype.
+            with torch.autocast(x.device.type, enabled=False):
+                return self._mixing_matrices(x.float(), win).to(x.dtype)
+        return softmax_fp32(self._logits(x, win), -1).to(x.dtype)
+
+    def _logits(self, x: torch.Tensor, win: Windows) -> torch.Tensor:
         P, L, Q, C = x.shape
         N, S, d = self.num_tokens, self.num_segments, self.reduced_dims
         if self.generator == 'dynamic':
@@ -213,7 +223,7 @@ class DynaMixerOp(BaseModule):
         if win.valid is not None:  # padding is never mixed into a token
             self._mask_padding_(logits, ~win.valid[:, None, :],
                                 float('-inf'), win)
-        return softmax_fp32(logits, -1).to(x.dtype)
+        return logits
 
     def mix(self, x: torch.Tensor,
             window_stride: Optional[int] = None) -> torch.Tensor:

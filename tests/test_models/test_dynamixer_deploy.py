@@ -1,0 +1,140 @@
+"""Memory and deployment options: activation checkpointing (with_cp),
+torch.compile without graph breaks, and mixed precision that stays finite
+where float32 is (the ONNX export is tested with its tool in
+tests/test_tools/test_pytorch2onnx.py)."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+from mmdynamixer.models import DynaMixer
+from mmdx_testing import REPO
+
+SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
+                       num_segments=[4, 8], reduced_dims=[2, 2]),
+             img_size=64, patch_size=4)
+
+
+def randomised(model, std=0.1):
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=std)
+    return model
+
+
+def saved_bytes(fn):
+    """Bytes of the tensors autograd keeps for backward while ``fn`` runs."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = \
+            t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(storages.values())
+
+
+def test_with_cp_same_numbers_less_memory():
+    torch.manual_seed(0)
+    plain = randomised(DynaMixer(**SMALL, drop_path_rate=0.5))
+    ckpt = DynaMixer(**SMALL, drop_path_rate=0.5, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    grad = torch.randn(2, 32, 8, 8)
+    results = []
+    for model in (plain, ckpt):
+        torch.manual_seed(1)  # the same drop-path draws
+        out, kept = saved_bytes(lambda: model(x)[0])
+        out.backward(grad)
+        results.append((out, kept, {n: p.grad.clone()
+                                    for n, p in model.named_parameters()}))
+        x.grad = None
+    (out, kept, grads), (out_cp, kept_cp, grads_cp) = results
+    torch.testing.assert_close(out_cp, out)
+    for name in grads:  # recomputation drops the same paths
+        torch.testing.assert_close(grads_cp[name], grads[name], msg=name)
+    # only the layers' inputs (and the stem's) are kept
+    assert kept_cp < kept / 5, (kept_cp, kept)
+    with torch.no_grad():  # nothing to checkpoint at inference
+        torch.testing.assert_close(ckpt.eval()(x)[0], plain.eval()(x)[0])
+
+
+@pytest.mark.parametrize('sliding', [False, True])
+def test_torch_compile_full_graph(sliding):
+    torch.manual_seed(0)
+    model = randomised(DynaMixer(**SMALL, sliding_window=sliding,
+                                 out_indices=(0, 1)))
+    shape = (50, 78) if sliding else (64, 64)
+    x = torch.randn(2, 3, *shape)
+    torch._dynamo.reset()  # independent of other tests' compilations
+    # fullgraph=True: any graph break is an error. Sliding-window models
+    # see many input sizes: static shapes compile once per size.
+    compiled = torch.compile(model, fullgraph=True,
+                             dynamic=False if sliding else None)
+    outs, refs = compiled(x), model(x)
+    for out, ref in zip(outs, refs):
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    sum(o.square().mean() for o in outs).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    sum(o.square().mean() for o in model(x)).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, rtol=1e-4,
+                                   atol=1e-5, msg=name)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs CUDA; the CPU case runs '
+    'the same autocast code with float16'))]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('generator', ['dynamic', 'per_token'])
+def test_amp_stays_finite_with_large_activations(device, generator):
+    """Generator logits far beyond float16's range (~1e6): float32 is
+    finite, and so is float16 autocast because the generators and the
+    softmaxes run in float32; the plain transcription (the benchmark's
+    baseline) in autocast is not, so the input does test this."""
+    torch.manual_seed(0)
+    kwargs = dict(SMALL, generator=generator)
+    model = randomised(DynaMixer(**kwargs)).to(device)
+    for name, p in model.named_parameters():
+        if 'generate' in name or 'compress' in name:
+            p.data.mul_(1000.)  # logits of ~1e5
+        elif 'reweight' in name:
+            p.data.mul_(100.)
+    x = torch.randn(2, 3, 64, 64, device=device) * 100
+    with torch.no_grad():
+        logits = model.stages[0][0].mixer.mix_h._logits(
+            model.stages[0][0].norm1(
+                model.downsample_layers[0](x).permute(0, 2, 3, 1)),
+            model.stages[0][0].mixer.mix_h.windows(16, None))
+    assert logits.abs().max() > 1e5  # would overflow float16 (65504)
+    reference = model(x)[0]
+    assert torch.isfinite(reference).all()
+    with torch.autocast(device, dtype=torch.float16):
+        out = model(x)[0]
+    assert out.dtype == torch.float16
+    assert torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    for name, p in model.named_parameters():
+        assert torch.isfinite(p.grad).all(), name
+    # close to float32 (float16 mixing: a few 1e-3 relative)
+    torch.testing.assert_close(out.float(), reference, rtol=0.05,
+                               atol=0.05 * reference.abs().max().item())
+    baseline = load_benchmark().BaselineDynaMixer(
+        kwargs['arch'], img_size=64, patch_size=4, generator=generator)
+    baseline.load_state_dict(model.state_dict())
+    baseline.to(device)
+    with torch.no_grad(), torch.autocast(device, dtype=torch.float16):
+        assert not torch.isfinite(baseline(x)[0]).all()
