@@ -223,3 +223,24 @@ def make_ade20k(root, num_train=4, num_val=2, seed=0):
             cv2.imwrite(osp.join(root, 'annotations', split, name + '.png'),
                         label)
     return root
+
+
+_S = dict(embed_dims=[192, 384], depths=[4, 14], num_segments=[8, 16],
+          reduced_dims=[2, 2])
+# The paper's ablations (SPEC 5) as DynaMixer-S switches.
+ABLATIONS = [
+    dict(),
+    dict(arch=dict(_S, num_segments=[1, 1])),      # segment width D
+    dict(arch=dict(_S, num_segments=[2, 4])),      # width 96
+    dict(arch=dict(_S, num_segments=[4, 8])),      # width 48
+    dict(arch=dict(_S, reduced_dims=[1, 1])),      # d = 1
+    dict(arch=dict(_S, reduced_dims=[4, 4])),      # d = 4
+    dict(arch=dict(_S, reduced_dims=[8, 8])),      # d = 8
+    dict(generator='static'),
+    dict(generator='per_token'),
+    dict(branches=('w', 'c')),                    # no column mixing
+    dict(branches=('h', 'c')),                    # no row mixing
+    dict(branches=('h', 'w')),                    # no channel mixing
+    dict(reweight=False),
+    dict(share_hw=True),
+]

@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm  # noqa: F401
 import mmdynamixer  # noqa: F401
 from mmdynamixer.models import DynaMixer, DynaMixerOp
 
-from mmdx_testing import TINY, TINY_ARCH
+from mmdx_testing import ABLATIONS, TINY, TINY_ARCH
 
 
 def build(**overrides):
@@ -236,22 +236,6 @@ def backbone_params(arch=S, **switches):
     return total
 
 
-ABLATIONS = [
-    dict(),
-    dict(arch=dict(S, num_segments=[1, 1])),      # segment width D
-    dict(arch=dict(S, num_segments=[2, 4])),      # width 96
-    dict(arch=dict(S, num_segments=[4, 8])),      # width 48
-    dict(arch=dict(S, reduced_dims=[1, 1])),      # d = 1
-    dict(arch=dict(S, reduced_dims=[4, 4])),      # d = 4
-    dict(arch=dict(S, reduced_dims=[8, 8])),      # d = 8
-    dict(generator='static'),
-    dict(generator='per_token'),
-    dict(branches=('w', 'c')),                    # no column mixing
-    dict(branches=('h', 'c')),                    # no row mixing
-    dict(branches=('h', 'w')),                    # no channel mixing
-    dict(reweight=False),
-    dict(share_hw=True),
-]
 
 
 @pytest.mark.parametrize('switches', ABLATIONS,
