@@ -12,7 +12,8 @@ from mmengine.model import BaseModule, Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 
-from ..utils import DynaMixerOp, load_pretrained_strict, softmax_fp32
+from ..utils import (DynaMixerOp, float32_under_autocast,
+                     load_pretrained_strict, softmax_fp32)
 
 BRANCHES = ('h', 'w', 'c')
 
@@ -100,32 +101,23 @@ class DynaMixerBlock(BaseModule):
                 branches.append((x, self.mlp_c))
         return branches
 
-    def branch_outputs(self, x: torch.Tensor) -> list:
-        """The outputs of the active branches, in ``self.branches`` order."""
-        return [linear(t) for t, linear in self.branch_inputs(x)]
-
     def branch_weights(self, branches: list) -> torch.Tensor:
         """Per-sample, per-channel weights ``(B, C, K)`` (summing to 1) of
         the branches given as :meth:`branch_inputs`. The mean of a branch
         output over the tokens is the linear map of its input's mean."""
-        means = [t.mean(dim=(1, 2)) for t, _ in branches]  # (B, C) each
-        dtype = means[0].dtype
-        if torch.is_autocast_enabled(means[0].device.type):
-            # small, and feeding a softmax: float32 under autocast
-            with torch.autocast(means[0].device.type, enabled=False):
-                return self._branch_weights(
-                    [m.float() for m in means], branches).to(dtype)
-        return self._branch_weights(means, branches).to(dtype)
+        means = torch.stack([t.mean(dim=(1, 2)) for t, _ in branches], -1)
+        return self._branch_weights(means, [lin for _, lin in branches])
 
-    def _branch_weights(self, means: list, branches: list) -> torch.Tensor:
+    # small, and feeding a softmax: float32 under autocast
+    @float32_under_autocast
+    def _branch_weights(self, means: torch.Tensor, linears: list):
         # elementwise products, like the reference's weighted sum that they
         # replace, so that FLOP counters give the published model's count
-        pooled = sum((m[:, None] * lin.weight).sum(-1) + (
+        pooled = sum((means[:, None, :, k] * lin.weight).sum(-1) + (
             0 if lin.bias is None else lin.bias)
-                     for m, (_, lin) in zip(means, branches))
-        B, C = pooled.shape
-        logits = self.reweight(pooled).view(B, C, len(branches))
-        return softmax_fp32(logits, -1)
+                     for k, lin in enumerate(linears))
+        logits = self.reweight(pooled).view(*pooled.shape, len(linears))
+        return softmax_fp32(logits, -1).to(means.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape

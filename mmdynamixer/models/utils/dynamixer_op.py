@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """The DynaMixer operation: token mixing with matrices generated from the tokens."""
+import functools
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -31,6 +32,22 @@ def softmax_fp32(x: torch.Tensor, dim: int) -> torch.Tensor:
     autocast cannot overflow (float64 stays float64)."""
     return x.softmax(dim=dim, dtype=torch.promote_types(x.dtype,
                                                         torch.float32))
+
+
+def float32_under_autocast(method):
+    """Run ``method(self, x, *args)`` in float32 with autocast off while
+    autocast is on, and return its result in ``x``'s dtype. For the small
+    computations that feed a softmax: their fp16 logits could overflow, and
+    inf - inf in the softmax is NaN."""
+
+    @functools.wraps(method)
+    def wrapper(self, x: torch.Tensor, *args):
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return method(self, x.float(), *args).to(x.dtype)
+        return method(self, x, *args)
+
+    return wrapper
 
 
 class DynaMixerOp(BaseModule):
@@ -181,13 +198,10 @@ class DynaMixerOp(BaseModule):
         win = self.windows(x.shape[1], window_stride, x.device)
         return self._mixing_matrices(x, win)
 
+    # The generator is a few percent of the FLOPs: float32 under autocast,
+    # while the mixing itself stays in the AMP dtype.
+    @float32_under_autocast
     def _mixing_matrices(self, x: torch.Tensor, win: Windows) -> torch.Tensor:
-        if torch.is_autocast_enabled(x.device.type):
-            # The generator is a few percent of the FLOPs: under autocast it
-            # runs in float32, so that no logit overflows fp16 (inf - inf in
-            # the softmax would be NaN). The mixing stays in the AMP dtype.
-            with torch.autocast(x.device.type, enabled=False):
-                return self._mixing_matrices(x.float(), win).to(x.dtype)
         return softmax_fp32(self._logits(x, win), -1).to(x.dtype)
 
     def _logits(self, x: torch.Tensor, win: Windows) -> torch.Tensor:
