@@ -1,11 +1,11 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
-"""What tools/train.py and tools/test.py share: arguments and config setup."""
+"""What the tools share: arguments, config loading and setup."""
 import argparse
 import os
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
 
 def add_common_args(parser: argparse.ArgumentParser):
@@ -22,6 +22,20 @@ def add_common_args(parser: argparse.ArgumentParser):
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args) -> Config:
+    """``args.config`` with ``args.cfg_options`` merged in."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def backbone_input_size(cfg) -> tuple:
+    """``(H, W)`` the config's backbone is built for (its ``img_size``)."""
+    size = cfg.model.backbone.get('img_size', 224)
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def set_local_rank(args):

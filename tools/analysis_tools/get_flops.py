@@ -12,10 +12,11 @@ import argparse
 
 import torch
 from mmengine.analysis import get_model_complexity_info
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 import mmdynamixer  # noqa: F401 registers DynaMixer
+from mmdynamixer.utils.tool_utils import backbone_input_size, load_config
 
 
 def complexity(cfg, shape):
@@ -36,14 +37,11 @@ def main(argv=None):
                         help='input size (H W); default: the backbone img_size')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     if args.shape:
         hw = args.shape * 2 if len(args.shape) == 1 else args.shape
     else:
-        size = cfg.model.backbone.get('img_size', 224)
-        hw = [size, size] if isinstance(size, int) else list(size)
+        hw = backbone_input_size(cfg)
     model, info = complexity(cfg, (3, *hw))
     params = sum(p.numel() for p in model.parameters())
     print('=' * 40)

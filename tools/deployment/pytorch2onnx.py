@@ -23,13 +23,12 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 import mmdynamixer  # noqa: F401 registers DynaMixer
-from mmdynamixer.models.utils.pretrained import check_state_dict
-from mmdynamixer.utils.checkpoint_io import (extract_state_dict,
-                                             load_checkpoint_file)
+from mmdynamixer.models.utils import load_pretrained_strict
+from mmdynamixer.utils.tool_utils import backbone_input_size, load_config
 
 
 class ScoresOnly(nn.Module):
@@ -47,19 +46,12 @@ def build_classifier(cfg, checkpoint=None):
     from mmpretrain.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
-    if checkpoint:
-        state_dict = extract_state_dict(load_checkpoint_file(checkpoint))
-        check_state_dict(model, state_dict, source=checkpoint)
-        model.load_state_dict(state_dict, strict=True)
+    if checkpoint:  # read safely, and it must fit exactly
+        load_pretrained_strict(model, dict(checkpoint=checkpoint))
     else:
         warnings.warn('No --checkpoint: exporting randomly initialised '
                       'weights.')
     return ScoresOnly(model).eval()
-
-
-def input_size(cfg):
-    size = cfg.model.backbone.get('img_size', 224)
-    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def export(model, path, shape, batch_size=1, opset=17):
@@ -102,13 +94,11 @@ def main(argv=None):
                         help='largest accepted difference with --verify')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     output = args.output_file or \
         osp.splitext(osp.basename(args.config))[0] + '.onnx'
     model = build_classifier(cfg, args.checkpoint)
-    shape = input_size(cfg)
+    shape = backbone_input_size(cfg)
     export(model, output, shape, opset=args.opset)
     print(f'Exported {args.config} to {output} (input N x 3 x {shape[0]} x '
           f'{shape[1]}, dynamic N).')
