@@ -1,4 +1,5 @@
 """Shared helpers of the test suite (tests/ is put on sys.path by conftest)."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -244,3 +245,13 @@ ABLATIONS = [
     dict(reweight=False),
     dict(share_hw=True),
 ]
+
+
+def load_benchmark():
+    """tools/analysis_tools/benchmark.py as a module (it holds the
+    baseline transcription of SPEC 1-3)."""
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,14 +2,11 @@
 torch.compile without graph breaks, and mixed precision that stays finite
 where float32 is (the ONNX export is tested with its tool in
 tests/test_tools/test_pytorch2onnx.py)."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 
 from mmdynamixer.models import DynaMixer
-from mmdx_testing import REPO
+from mmdx_testing import load_benchmark
 
 SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
                        num_segments=[4, 8], reduced_dims=[2, 2]),
@@ -83,14 +80,6 @@ def test_torch_compile_full_graph(sliding):
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4,
                                    atol=1e-5, msg=name)
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(

@@ -4,23 +4,13 @@ ablation switch and the sliding-window mode: outputs to 1e-5, and each
 parameter's gradient to 1e-5 absolute plus 1e-5 of that tensor's largest
 gradient (the stem's gradients reach ~70 after 18 layers of backpropagation,
 where float32 summation order alone moves them by ~1e-5 in absolute terms)."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 import torch
 
 from mmdynamixer.models import DynaMixer
-from mmdx_testing import ABLATIONS, REPO, run_tool
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmdx_testing import ABLATIONS, load_benchmark, run_tool
 
 
 def assert_same_numbers(kwargs, x):

@@ -226,27 +226,37 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def peak_mb(device, run):
+    """Peak memory (MB) that ``run()`` adds to what is in use when it starts:
+    CPU resident memory (VmHWM over VmRSS), CUDA ``max_memory_allocated``
+    over ``memory_allocated``; NaN where the kernel cannot reset VmHWM."""
+    cuda = str(device).startswith('cuda')
+    if cuda:
+        torch.cuda.synchronize()
+        start = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        start = _rss_bytes()
+        if not _reset_peak_rss():
+            return float('nan')
+    run()
+    _sync(device)
+    peak = torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM')
+    return (peak - start) / 2**20
+
+
 def peak_inference_memory(model_kwargs, shape, batch, threads,
                           device='cpu'):
-    """Peak memory of the first forward (no grad) of a fresh DynaMixer, in a
-    fresh process: later passes reuse memory the allocator kept."""
+    """Peak memory per image of the first forward (no grad) of a fresh
+    DynaMixer, in a fresh process: later passes reuse memory the allocator
+    kept."""
     torch.set_num_threads(threads)
     import mmdynamixer  # noqa: F401
     from mmdynamixer.models import DynaMixer
     model = DynaMixer(**model_kwargs).eval().to(device)
     x = torch.randn(batch, 3, *shape, device=device)
-    cuda = str(device).startswith('cuda')
     with torch.no_grad():
-        base = _rss_bytes()
-        reset = _reset_peak_rss()
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        model(x)
-        _sync(device)
-    if cuda:
-        return torch.cuda.max_memory_allocated() / batch / 2**20
-    return (_rss_bytes('VmHWM') - base) / batch / 2**20 if reset \
-        else float('nan')
+        return peak_mb(device, lambda: model(x)) / batch
 
 
 def _run_isolated(fn, *args):
@@ -407,22 +417,18 @@ def make_steps(model, batch, device, dtype):
 def peak_memory(impl, arch, mode, batch, threads, device, amp):
     """Peak memory (MB) of a fresh process's first steps: model, gradients,
     AdamW state, batch and activations; the interpreter and libraries are
-    not counted. CPU: resident memory (VmHWM); CUDA: max_memory_allocated."""
+    not counted (see :func:`peak_mb`)."""
     torch.set_num_threads(threads)
     import mmdynamixer  # noqa: F401
-    cuda = str(device).startswith('cuda')
-    base = _rss_bytes()
-    if not _reset_peak_rss() and not cuda:
-        return float('nan')
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    model = build_classifier(impl, arch).to(device)
-    train, infer = make_steps(model, batch, device, amp_dtype(device, amp))
-    for _ in range(2):  # the second train step holds the AdamW state
-        train() if mode == 'train' else infer()
-    if cuda:
-        return torch.cuda.max_memory_allocated() / 2**20
-    return (_rss_bytes('VmHWM') - base) / 2**20
+
+    def run():
+        model = build_classifier(impl, arch).to(device)
+        train, infer = make_steps(model, batch, device,
+                                  amp_dtype(device, amp))
+        for _ in range(2):  # the second train step holds the AdamW state
+            train() if mode == 'train' else infer()
+
+    return peak_mb(device, run)
 
 
 def matmul_rate(device, dtype, size, repeats=3):
