@@ -7,8 +7,8 @@ import sys
 
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SHARED = osp.join(osp.dirname(REPO), 'shared')
-REFERENCE = osp.join(SHARED, 'reference')
+# Files the tests read, with their provenance in tests/data/README.md.
+DATA = osp.join(REPO, 'tests', 'data')
 
 # Small DynaMixer used by the fast tests: 8x8 then 4x4 tokens at 32 px.
 TINY_ARCH = dict(embed_dims=[16, 32], depths=[1, 2], num_segments=[4, 8],
@@ -228,7 +228,7 @@ def make_ade20k(root, num_train=4, num_val=2, seed=0):
 
 _S = dict(embed_dims=[192, 384], depths=[4, 14], num_segments=[8, 16],
           reduced_dims=[2, 2])
-# The paper's ablations (SPEC 5) as DynaMixer-S switches.
+# The paper's ablations (Tables 4-7) as DynaMixer-S switches.
 ABLATIONS = [
     dict(),
     dict(arch=dict(_S, num_segments=[1, 1])),      # segment width D
@@ -249,7 +249,7 @@ ABLATIONS = [
 
 def load_benchmark():
     """tools/analysis_tools/benchmark.py as a module (it holds the
-    baseline transcription of SPEC 1-3)."""
+    baseline: the paper's op, block and network transcribed plainly)."""
     spec = importlib.util.spec_from_file_location(
         'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
     module = importlib.util.module_from_spec(spec)

@@ -1,5 +1,5 @@
 # DynaMixer-L on ImageNet-1K, 8 GPUs x 64 images (global batch 512),
-# the reference recipe (SPEC section 4):
+# the recipe of the authors' training command (their README):
 #   tools/dist_train.sh configs/dynamixer/dynamixer-l_8xb64_in1k.py 8
 _base_ = [
     '../_base_/models/dynamixer-l.py',

@@ -1,5 +1,5 @@
 # DynaMixer-M on ImageNet-1K, 8 GPUs x 128 images (global batch 1024),
-# the reference recipe (SPEC section 4):
+# the recipe of the authors' training command (their README):
 #   tools/dist_train.sh configs/dynamixer/dynamixer-m_8xb128_in1k.py 8
 _base_ = [
     '../_base_/models/dynamixer-m.py',

@@ -1,5 +1,5 @@
-# DynaMixer-S fine-tuned on CIFAR-10 from an ImageNet-1K checkpoint (SPEC
-# section 4, paper Table 8): new head, SGD, 60 epochs, cosine, 224 px, the
+# DynaMixer-S fine-tuned on CIFAR-10 from an ImageNet-1K checkpoint (paper
+# Table 8; the authors' transfer_learning.py): new head, SGD, 60 epochs, cosine, 224 px, the
 # backbone learning at 0.01x the head's rate.
 #   python tools/train.py configs/dynamixer/dynamixer-s_1xb128_cifar10.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH/TO/in1k.pth

@@ -1,5 +1,5 @@
 # DynaMixer-S on ImageNet-1K, 8 GPUs x 256 images (global batch 2048),
-# the reference recipe (SPEC section 4):
+# the recipe of the authors' training command (their README):
 #   tools/dist_train.sh configs/dynamixer/dynamixer-s_8xb256_in1k.py 8
 _base_ = [
     '../_base_/models/dynamixer-s.py',

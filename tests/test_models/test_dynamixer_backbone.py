@@ -197,7 +197,7 @@ def test_corrupted_pretrained_checkpoint(tmp_path):
         model.init_weights()
 
 
-# --- ablations of the paper (SPEC section 5) ---------------------------------
+# --- ablations of the paper (Tables 4-7) --------------------------------------
 S = DynaMixer.arch_zoo['s']
 
 
@@ -257,7 +257,8 @@ def test_ablation_switch_parameters_and_training_step(switches):
 
 
 def test_per_token_generator_is_synthesizer_dense_size():
-    # SPEC 5: the per-token generator makes DynaMixer-S about 32M parameters.
+    # Paper Table 5: the per-token generator makes DynaMixer-S about 32M
+    # parameters.
     model = DynaMixer(arch='s', generator='per_token')
     total = n_params(model) + 384 * 2 + 384 * 1000 + 1000  # + head
     assert 32e6 <= total < 33e6

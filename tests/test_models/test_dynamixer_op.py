@@ -1,4 +1,6 @@
-"""The op against a literal, loop-by-loop transcription of SPEC sections 1-2."""
+"""The op and the block against literal, loop-by-loop transcriptions of the
+paper's DynaMixer operation and block, in the index orders of the authors'
+reference code (models/dynamixer.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +9,7 @@ from mmdynamixer.models import DynaMixerBlock, DynaMixerOp
 
 
 def spec_op(op, X):
-    """SPEC 1 for one sequence X (N, D), written index by index."""
+    """The DynaMixer operation for one sequence X (N, D), index by index."""
     N, D = X.shape
     S, d = op.num_segments, op.reduced_dims
     Wc, bc = op.compress.weight, op.compress.bias
@@ -76,7 +78,8 @@ def test_op_errors():
 
 
 def test_block_matches_spec_reweighting():
-    """SPEC 2: h over columns, w over rows, c, split-attention weights."""
+    """The block: h over columns, w over rows, c, split-attention weights
+    (the reference's reweight MLP, index c*3 + k)."""
     blk = DynaMixerBlock(16, grid=(4, 5), num_segments=4, reduced_dims=2)
     blk = blk.double()
     for p in blk.parameters():

@@ -8,10 +8,10 @@ import mmdynamixer  # noqa: F401
 from mmdynamixer.utils import convert_official, unwrap_official
 from mmdynamixer.utils.official_checkpoint import build_classifier
 
-from mmdx_testing import REFERENCE, run_tool
+from mmdx_testing import DATA, run_tool
 
-FIXTURE = osp.join(REFERENCE, 'dynamixer_tiny_official.pth')
-KEYS_TSV = osp.join(REFERENCE, 'official_state_dict_keys.tsv')
+FIXTURE = osp.join(DATA, 'dynamixer_tiny_official.pth')
+KEYS_TSV = osp.join(DATA, 'official_state_dict_keys.tsv')
 CONVERTER = 'tools/model_converters/dynamixer_to_mmpretrain.py'
 
 

@@ -2,7 +2,8 @@
 """Count the parameters and FLOPs of the model of a config.
 
 FLOPs are counted by ``mmengine.analysis`` over the whole classifier
-(backbone and head), as SPEC's published numbers are.
+(backbone and head), as the published numbers are (the
+authors' reference implementation counted the same way).
 
 Example:
     python tools/analysis_tools/get_flops.py \\

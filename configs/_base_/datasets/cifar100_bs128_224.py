@@ -4,8 +4,10 @@ dataset_type = 'CIFAR100'
 data_root = 'data/cifar100'
 data_preprocessor = dict(
     num_classes=100,
-    mean=[129.304, 124.070, 112.434],
-    std=[68.170, 65.392, 70.418],
+    # the reference transfer script normalises CIFAR-100 with the CIFAR-10
+    # statistics too (x 255 here: MMPretrain normalises 0-255 pixels)
+    mean=[125.307, 122.961, 113.8575],
+    std=[51.5865, 50.847, 51.255],
     to_rgb=False,  # the batch files hold RGB images
 )
 
