@@ -19,7 +19,9 @@ def prepare_digits(root: str, val_fraction: float = 0.1,
                    test_fraction: float = 0.2, seed: int = 0) -> dict:
     """Write the digits to ``root`` and return the image count per split.
 
-    Existing files are rewritten identically, so this is safe to re-run.
+    Safe to re-run: files are rewritten identically, and a re-run with
+    another seed removes each image's copy from the split it left, so that
+    no image is ever in two splits.
     """
     import cv2
     from sklearn.datasets import load_digits
@@ -42,5 +44,9 @@ def prepare_digits(root: str, val_fraction: float = 0.1,
         os.makedirs(folder, exist_ok=True)
         if not cv2.imwrite(osp.join(folder, f'{i:04d}.png'), image):
             raise OSError(f'Could not write images to {folder}')
+        for other in SPLITS:  # from an earlier run with another seed
+            stale = osp.join(root, other, str(label), f'{i:04d}.png')
+            if other != split and osp.exists(stale):
+                os.remove(stale)
         counts[split] += 1
     return counts

@@ -137,13 +137,25 @@ def test_drop_path_schedule_is_linear_over_all_layers():
 
 
 def test_default_init_is_published_init():
-    model = build()
+    """The reference's init: every Linear weight ~ N(0, 0.02) (timm's
+    trunc_normal_ truncates at +-2 absolute, 100 standard deviations out, so
+    it is a plain normal), zero biases; LayerNorm ones and zeros; convs keep
+    PyTorch's default, uniform within 1/sqrt(fan_in)."""
+    model = DynaMixer(arch='s')
     model.init_weights()
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    weights = torch.cat([m.weight.flatten() for m in linears])
-    assert weights.std().item() == pytest.approx(0.02, rel=0.1)
-    assert weights.abs().max().item() <= 2.0  # truncated at +-2 (absolute)
-    assert all(m.bias is None or not m.bias.any() for m in linears)
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            w = m.weight.flatten()
+            # within 5%: PyTorch's default (uniform, std 1/sqrt(3 fan_in))
+            # is 15% off or more for every layer here; the inverse-CDF
+            # sampler of trunc_normal_ itself gives ~1% more than 0.02
+            assert abs(w.std().item() / 0.02 - 1) < 0.05, name
+            assert abs(w.mean().item()) < 5 * 0.02 / w.numel() ** .5, name
+            assert m.bias is None or not m.bias.any(), name
+        elif isinstance(m, torch.nn.Conv2d):
+            bound = 1 / (m.weight[0].numel()) ** .5
+            assert m.weight.abs().max() <= bound, name
+            assert m.weight.abs().max() > 0.9 * bound, name  # not N(0, .02)
     for m in model.modules():
         if isinstance(m, torch.nn.LayerNorm):
             assert torch.equal(m.weight, torch.ones_like(m.weight))

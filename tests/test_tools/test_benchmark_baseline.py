@@ -1,9 +1,14 @@
-"""The benchmark's baseline (SPEC sections 1-3 transcribed in standard
-PyTorch) computes what our backbone computes, in float32, for S/M/L, every
-ablation switch and the sliding-window mode: outputs to 1e-5, and each
-parameter's gradient to 1e-5 absolute plus 1e-5 of that tensor's largest
-gradient (the stem's gradients reach ~70 after 18 layers of backpropagation,
-where float32 summation order alone moves them by ~1e-5 in absolute terms)."""
+"""The benchmark's baseline (the paper's model transcribed in standard
+PyTorch) computes what our backbone computes, for S/M/L, every ablation
+switch and the sliding-window mode.
+
+Both run in float64, so that the check is tight and holds on any CPU: the two
+implementations sum in different orders (fused branches, reordered generator
+weights), which float64 rounds at ~1e-16 relative per operation. Through ~20
+layers of sums over up to ~10^4 terms that stays below ~1e-11 of each
+tensor's scale; the bound, 1e-9 of the scale, leaves two orders of margin and
+is still ~10^4 times tighter than float32 could be checked on one CPU, let
+alone across kernel paths (AVX2 and AVX-512 sum float32 differently)."""
 import json
 
 import pytest
@@ -12,23 +17,32 @@ import torch
 from mmdynamixer.models import DynaMixer
 from mmdx_testing import ABLATIONS, load_benchmark, run_tool
 
+TOLERANCE = 1e-9  # of each tensor's largest magnitude (see above)
+
+
+def assert_close_to_scale(actual, expected, name):
+    scale = expected.abs().max()
+    assert scale > 0, name
+    error = (actual - expected).abs().max()
+    assert error <= TOLERANCE * scale, f'{name}: {error:.3g} > ' \
+        f'{TOLERANCE:g} x {scale:.3g}'
+
 
 def assert_same_numbers(kwargs, x):
     torch.manual_seed(0)
-    ours = DynaMixer(**kwargs)
+    ours = DynaMixer(**kwargs).double()
     for p in ours.parameters():  # random weights, far from the init
         torch.nn.init.normal_(p, std=0.02)
-    base = load_benchmark().BaselineDynaMixer(**kwargs)
+    base = load_benchmark().BaselineDynaMixer(**kwargs).double()
     base.load_state_dict(ours.state_dict(), strict=True)
+    x = x.double()
     out, ref = ours(x)[-1], base(x)[0]
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert_close_to_scale(out, ref, 'output')
     grad = torch.randn_like(out)
     out.backward(grad)
     ref.backward(grad)
     for (name, p), q in zip(ours.named_parameters(), base.parameters()):
-        scale = q.grad.abs().max()
-        assert scale > 0, name
-        assert (p.grad - q.grad).abs().max() <= 1e-5 * (1 + scale), name
+        assert_close_to_scale(p.grad, q.grad, name)
 
 
 @pytest.mark.parametrize('arch', ['s', 'm', 'l'])
@@ -63,29 +77,27 @@ def test_baseline_sliding_strides_on_a_small_model():
 
 
 def test_speed_benchmark_end_to_end(tmp_path):
+    """The tool runs and what it reports is physically consistent: the FLOP
+    count is the published one, no rate exceeds what the machine's own large
+    matmul reaches, and a training step costs more time and memory than
+    inference."""
     out = tmp_path / 'speed.json'
     proc = run_tool('tools/analysis_tools/benchmark.py', 'speed', '--archs',
                     's', '--batch', '1', '--repeats', '1', '--warmup', '0',
-                    '--threads', '1', '--matmul-size', '256', '--json',
+                    '--threads', '1', '--matmul-size', '1024', '--json',
                     str(out))
     assert 'ours/baseline' in proc.stdout, proc.stdout
     result = json.loads(out.read_text())
     base, ours, ratio = result['rows']
     assert (base['impl'], ours['impl']) == ('baseline', 'ours')
-    assert base['flops_per_image'] == 7_324_441_600  # SPEC: 7.324G
-    rate = result['matmul_flop_rate']['float32']
+    assert base['flops_per_image'] == 7_324_441_600  # published: 7.324G
     for row in (base, ours):
-        for mode, work in (('train', 6), ('inference', 2)):
-            ips = row[f'{mode}_images_per_s']
-            assert row[f'{mode}_flop_rate'] == pytest.approx(
-                work * 7_324_441_600 * ips)
-            assert row[f'{mode}_fraction_of_matmul'] == pytest.approx(
-                row[f'{mode}_flop_rate'] / rate)
-            # model, AdamW state and activations: hundreds of MB, not 0
-            assert row[f'{mode}_peak_mb'] > (300 if mode == 'train' else 10)
-    for mode in ('train', 'inference'):
-        assert ratio[f'{mode}_memory_ratio'] == pytest.approx(
-            ours[f'{mode}_peak_mb'] / base[f'{mode}_peak_mb'])
-        # one round: the speedup is the ratio of the two times
-        assert ratio[f'{mode}_speedup'] == pytest.approx(
-            ours[f'{mode}_images_per_s'] / base[f'{mode}_images_per_s'])
+        for mode in ('train', 'inference'):
+            # above the large matmul's rate, the timing or the FLOP count
+            # would be wrong (1.5: the matmul is timed once, at batch 1)
+            assert 0.01 < row[f'{mode}_fraction_of_matmul'] < 1.5, row
+        # a training step is forward + backward + AdamW: ~3x the work
+        assert row['train_images_per_s'] < row['inference_images_per_s']
+        # it keeps activations, gradients and AdamW state: hundreds of MB
+        assert row['train_peak_mb'] > max(300, 2 * row['inference_peak_mb'])
+    assert ratio['impl'] == 'ours/baseline'

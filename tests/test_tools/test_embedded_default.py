@@ -30,17 +30,36 @@ def trained(tmp_path_factory):
     return root, work
 
 
-def test_digits_split_is_disjoint_and_stratified(trained):
+def split_names(root):
+    return {s: {osp.basename(p) for p in
+                glob.glob(str(root / s / '*' / '*.png'))}
+            for s in ('train', 'val', 'test')}
+
+
+def test_digits_split_is_stratified(trained):
     root, _ = trained
-    names = {s: {osp.basename(p) for p in
-                 glob.glob(str(root / s / '*' / '*.png'))}
-             for s in ('train', 'val', 'test')}
-    assert sum(len(v) for v in names.values()) == 1797
-    assert not (names['train'] & names['test'])
-    assert not (names['val'] & names['test'])
-    for cls in range(10):
+    per_class = {cls: sum(len(glob.glob(str(root / s / str(cls) / '*.png')))
+                          for s in ('train', 'val', 'test'))
+                 for cls in range(10)}
+    assert sum(per_class.values()) == 1797
+    for cls, total in per_class.items():  # 20% of every class in test
         n_test = len(glob.glob(str(root / 'test' / str(cls) / '*.png')))
-        assert 30 <= n_test <= 40  # 20% of ~180 per class
+        assert n_test == round(0.2 * total), (cls, n_test, total)
+
+
+def test_rerun_with_another_seed_keeps_splits_disjoint(tmp_path):
+    """A re-run into the same folder with another seed moves images between
+    splits: none may stay behind in its old split (a train image in test)."""
+    from mmdynamixer.datasets import prepare_digits
+    first = prepare_digits(str(tmp_path), seed=0)
+    before = split_names(tmp_path)
+    prepare_digits(str(tmp_path), seed=1)
+    after = split_names(tmp_path)
+    assert before['test'] != after['test']  # the seed did move images
+    assert sum(len(v) for v in after.values()) == sum(first.values()) == 1797
+    assert not (after['train'] & after['test'])
+    assert not (after['val'] & after['test'])
+    assert not (after['train'] & after['val'])
 
 
 def test_train_then_test_reaches_90_percent_on_held_out(trained):

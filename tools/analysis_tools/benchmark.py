@@ -16,9 +16,9 @@ The cases are timed in turn within each round, and each ratio is the median
 of its per-round ratios, so that the machine's slow spells cancel out.
 
 The module also holds the baseline of the speed benchmark: DynaMixer as a
-direct transcription of SPEC sections 1-3 (``BaselineDynaMixer``), tested to
-compute what our backbone computes (tests/test_tools/
-test_benchmark_baseline.py).
+direct transcription of the paper's op, block and network
+(``BaselineDynaMixer``), tested to compute what our backbone computes
+(tests/test_tools/test_benchmark_baseline.py).
 
 Examples:
     python tools/analysis_tools/benchmark.py speed --threads 2 --batch 8
@@ -37,10 +37,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-# --- The baseline: SPEC sections 1-3 transcribed in standard PyTorch --------
+# --- The baseline: the paper's model transcribed in standard PyTorch --------
 # A Linear for compress and for generate, reshape and permute into segments,
 # softmax, one matmul per op, separate row and column ops with their own
-# permutes, the reweighting MLP. The ablation switches (SPEC 5) and the
+# permutes, the reweighting MLP. The ablation switches (Tables 4-7) and the
 # sliding-window mode (DynaMixer's docstring: zero-padded windows of N tokens
 # cut with `unfold`, padding masked) are written just as plainly. Module
 # names match DynaMixer's, so both load the same state dict.
@@ -352,7 +352,7 @@ def bench_sliding(args):
 
 
 class Classifier(nn.Module):
-    """SPEC 3's end (LayerNorm, mean over tokens, Linear) on a backbone; the
+    """The network's end (LayerNorm, mean over tokens, Linear) on a backbone; the
     same for both implementations, so that only the backbones differ."""
 
     def __init__(self, backbone, dims, num_classes=1000):
@@ -445,10 +445,10 @@ def matmul_rate(device, dtype, size, repeats=3):
 
 
 def model_flops(arch):
-    """FLOPs per image at 224 as SPEC counts them (mmengine's counter: one
-    multiply-add is one FLOP), of the 1000-class classifier; counted on the
-    baseline, whose plain modules the counter knows (tests check that ours
-    gives the same count)."""
+    """FLOPs per image at 224 as the published numbers count them
+    (mmengine's counter: one multiply-add is one FLOP), of the 1000-class
+    classifier; counted on the baseline, whose plain modules the counter
+    knows (tests check that ours gives the same count)."""
     import logging
 
     from mmengine.analysis import get_model_complexity_info
@@ -490,7 +490,7 @@ def bench_speed(args):
             for k, mode in enumerate(('train', 'inference')):
                 record = times[2 * k + i]
                 per_image = statistics.median(record)
-                # forward = 2 x SPEC's multiply-adds; a training step is
+                # forward = 2 x the published multiply-adds; a training step is
                 # forward + backward = 3 forwards
                 work = 2 * flops * (3 if mode == 'train' else 1)
                 row[f'{mode}_images_per_s'] = 1 / per_image
@@ -511,7 +511,7 @@ def bench_speed(args):
                                       ours.pop(f'_{mode}_record')))
             ratio[f'{mode}_memory_ratio'] = ours[f'{mode}_peak_mb'] / \
                 base[f'{mode}_peak_mb']
-            # the most any implementation of SPEC's FLOPs could gain: the
+            # the most any implementation of the published FLOPs could gain: the
             # baseline's time with every FLOP at the large-matmul rate
             ratio[f'{mode}_ceiling'] = 1 / base[f'{mode}_fraction_of_matmul']
         rows.append(ratio)
@@ -544,7 +544,7 @@ def print_speed(args, precision, rates, rows):
               f'{r["inference_speedup"]:10.2f}x '
               f'{r["train_memory_ratio"]:8.2f}x '
               f'{r["inference_memory_ratio"]:8.2f}x')
-    print('%mm: achieved FLOP rate (2 x SPEC FLOPs per image forward, 3 '
+    print('%mm: achieved FLOP rate (2 x published FLOPs per image forward, 3 '
           'forwards per training step) / the large matmul rate'
           + (' (model FLOP utilisation)' if 'autocast' in precision else ''))
     for r in rows:
