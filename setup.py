@@ -1,28 +1,116 @@
+"""mmdynamixer: DynaMixer (ICML 2022) for MMPretrain, MMDetection and
+MMSegmentation.
+
+Installs into an existing OpenMMLab environment: ``install_requires`` states
+version ranges (requirements/runtime.txt and the mmengine and mmpretrain lines
+of requirements/mminstall.txt), never exact pins; ``tools/install.sh`` installs
+the exactly pinned, tested stack of requirements/constraints.txt instead.
+
+mmcv is not in ``install_requires``: pip would build it from source in an
+isolated environment without torch, which silently gives an mmcv without its
+compiled ops. ``import mmdynamixer`` checks that a supported mmcv is installed
+and says how to get one (see the README's "Use in your own environment").
+
+The wheel carries the configs, the model index and the tools under
+``mmdynamixer/.mim``, as OpenMMLab packages do for MIM, so that
+``mmpretrain.get_model('dynamixer-s_8xb256_in1k')`` works without a checkout.
+"""
+import os.path as osp
+import re
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = osp.dirname(osp.abspath(__file__))
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
-def read_version():
-    scope = {}
-    with open('mmdynamixer/version.py') as f:
-        exec(f.read(), scope)
-    return scope['__version__']
+def read(path):
+    with open(osp.join(HERE, path), encoding='utf-8') as f:
+        return f.read()
 
 
-def read_requirements(path='requirements.txt'):
-    with open(path) as f:
-        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+def version():
+    return re.search(r"^__version__ = '([^']+)'", read('mmdynamixer/version.py'),
+                     re.M).group(1)
+
+
+def requirements(path):
+    """``(requirement, comment)`` of each line of a requirements file."""
+    lines = []
+    for line in read(path).splitlines():
+        requirement, _, comment = line.partition('#')
+        if requirement.strip():
+            lines.append((requirement.strip(), comment.strip()))
+    return lines
+
+
+def optional_extras(path='requirements/optional.txt'):
+    """Extras from the ``[tag,...]`` at the start of each line's comment."""
+    extras = {}
+    for requirement, comment in requirements(path):
+        tags = re.match(r'\[([\w,]+)\]', comment)
+        if not tags:
+            raise ValueError(f'{path}: {requirement!r} has no [extra] tag')
+        for tag in tags.group(1).split(','):
+            extras.setdefault(tag, []).append(requirement)
+    return extras
+
+
+mminstall = [r for r, _ in requirements('requirements/mminstall.txt')]
+install_requires = [r for r, _ in requirements('requirements/runtime.txt')] + [
+    r for r in mminstall if not r.startswith('mmcv')]
+extras = optional_extras()
+extras['mim'] = mminstall
+extras['tests'] = sorted({r for name in extras if name != 'mim'
+                          for r in extras[name]} |
+                         {r for r, _ in requirements('requirements/tests.txt')})
+extras['all'] = sorted({r for name in extras for r in extras[name]})
+
+
+class BuildPyWithMim(build_py):
+    """Copy configs/, tools/ and model-index.yml into ``mmdynamixer/.mim``
+    of the build (never into the source tree)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return  # an editable install reads them from the checkout
+        mim = osp.join(self.build_lib, 'mmdynamixer', '.mim')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim, name)
+            if osp.isdir(dst):
+                shutil.rmtree(dst)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                    '__pycache__', '*.pyc'))
+            else:
+                shutil.copyfile(src, dst)
 
 
 setup(
     name='mmdynamixer',
-    version=read_version(),
-    description='DynaMixer (ICML 2022) for MMPretrain, MMDetection and MMSegmentation',
-    long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
+    version=version(),
+    description='DynaMixer (ICML 2022) for MMPretrain, MMDetection and '
+    'MMSegmentation',
+    long_description=read('README.md'),
     long_description_content_type='text/markdown',
-    license='Apache-2.0',
-    python_requires='>=3.10',
+    keywords='computer vision, vision MLP, image classification, '
+    'object detection, semantic segmentation',
+    license='Apache License 2.0',
+    classifiers=[
+        'License :: OSI Approved :: Apache Software License',
+        'Operating System :: POSIX :: Linux',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+    python_requires='>=3.11',
     packages=find_packages(include=['mmdynamixer', 'mmdynamixer.*']),
-    include_package_data=True,
-    install_requires=read_requirements(),
+    install_requires=install_requires,
+    extras_require=extras,
+    cmdclass={'build_py': BuildPyWithMim},
     zip_safe=False,
 )

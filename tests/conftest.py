@@ -11,3 +11,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_report_header(config):
+    """The facts float32 results depend on, at the top of every run."""
+    return (f'torch {torch.__version__}, CPU capability '
+            f'{torch.backends.cpu.get_cpu_capability()} (ATEN_CPU_CAPABILITY '
+            f'selects it), {torch.get_num_threads()} threads')

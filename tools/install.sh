@@ -1,18 +1,56 @@
 #!/usr/bin/env bash
-# Install the whole stack into ./.venv (or $VENV) and this package in editable mode.
+# Install a tested stack into ./.venv (or $VENV), then this package in editable mode.
 #
-# mmcv 2.1.0 ships only as source and compiles its C++ ops for 15-30 min on 2 cores. The built wheel is
-# cached under $MMDYNAMIXER_CACHE (default ~/.cache/mmdynamixer), keyed by everything it was compiled
-# against (mmcv, the exact torch build, Python, platform, compiler). A cached wheel is kept only if
-# `mmcv.ops` then really runs an op against the installed torch; a stale or broken one is deleted and
-# rebuilt. pip's own wheel cache is never used for mmcv (it ignores torch changes).
+#   bash tools/install.sh                                  # the default stack (torch 2.13.0)
+#   TORCH=2.14.1 VENV=.venv-torch2.14.1 bash tools/install.sh   # the newest torch
+#   PYTHON=python3.12 ...                                  # another interpreter for a new venv
+#
+# Each tested stack is a constraints file of exact versions: requirements/constraints.txt (the default)
+# and requirements/constraints-torch<version>.txt; TORCH picks one. Anything else is refused before any
+# work starts. To install into your own environment instead, see the README ("Use in your own environment").
+#
+# mmcv 2.1.0 ships only as source and compiles its C++ ops for 10-30 min on 2 cores. torch >= 2.14 needs
+# C++20 in its headers while mmcv 2.1.0's setup.py asks for C++17, so for those the build uses C++20. The
+# built wheel is cached under $MMDYNAMIXER_CACHE (default ~/.cache/mmdynamixer), keyed by everything it
+# was compiled against (mmcv, the exact torch build, the C++ standard, Python, platform, compiler). The
+# venv records the key of the mmcv it holds: an mmcv built for another torch is never kept, and a cached
+# build is used only if `mmcv.ops` then really runs an op against the installed torch (a stale or broken
+# one is deleted and rebuilt). pip's own wheel cache is never used for mmcv (it ignores torch changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 CACHE=${MMDYNAMIXER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdynamixer}
-MMCV_VERSION=$(sed -n 's/^mmcv==\([0-9.]*\).*/\1/p' requirements.txt)
 log() { printf '[install] %s\n' "$*" >&2; }
+pin() { sed -n "s/^$1=\{2,3\}\([^ ;#]*\).*/\1/p" "$CONSTRAINTS"; }
+
+# 1. The stack: refuse an untested torch before creating or compiling anything.
+CONSTRAINTS=requirements/constraints.txt
+if [ -n "${TORCH:-}" ] && [ "$TORCH" != "$(pin torch)" ]; then
+    CONSTRAINTS=requirements/constraints-torch$TORCH.txt
+    if [ ! -f "$CONSTRAINTS" ]; then
+        CONSTRAINTS=requirements/constraints.txt
+        choices=$(printf '%s\n' "$(pin torch)" requirements/constraints-torch*.txt |
+                  sed 's/.*constraints-torch\(.*\)\.txt/\1/' | paste -sd ' ')
+        log "error: TORCH=$TORCH is not a tested stack, so install.sh cannot build mmcv" \
+            "$(pin mmcv) for it. Choose one of: $choices (each is a" \
+            "requirements/constraints*.txt file), or install into your own environment as the" \
+            "README's \"Use in your own environment\" says."
+        exit 2
+    fi
+fi
+TORCH_VERSION=$(pin torch)
+MMCV_VERSION=$(pin mmcv)
+CXX_STD=c++17
+if [ "$(printf '%s\n' 2.14 "$TORCH_VERSION" | sort -V | head -n 1)" = 2.14 ]; then
+    CXX_STD=c++20  # torch >= 2.14: "C++20 or later compatible compiler is required to use ATen"
+fi
+if ! echo 'int main() {}' | g++ -std=$CXX_STD -x c++ -fsyntax-only - 2>/dev/null; then
+    log "error: torch $TORCH_VERSION needs mmcv built with $CXX_STD, which $(g++ --version | head -n 1)" \
+        "does not support; install a newer g++ first."
+    exit 2
+fi
+log "stack: $CONSTRAINTS (torch $TORCH_VERSION, mmcv $MMCV_VERSION built with $CXX_STD) into $VENV"
 
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV with $($PYTHON --version)"
@@ -21,20 +59,20 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
 
-# 1. Everything but mmcv. setuptools<82 comes in the same resolver call as torch, or torch's dependencies
-#    pull one without pkg_resources (which mmcv's setup.py and mmengine's `mmdet::` configs import).
+# 2. Everything but mmcv, at the versions of the constraints file.
 reqs=$(mktemp)
 trap 'rm -f "$reqs"' EXIT
-grep -v '^mmcv==' requirements.txt > "$reqs"
-"${PIP[@]}" wheel ninja -r "$reqs"
+cat requirements/runtime.txt requirements/optional.txt requirements/tests.txt > "$reqs"
+grep -v '^mmcv' requirements/mminstall.txt >> "$reqs"
+"${PIP[@]}" -c "$CONSTRAINTS" wheel ninja -r "$reqs"
 # mmengine's wheel asks for opencv-python, which needs the system's libGL; keep only the headless build
 # (both install the same `cv2` folder, so the remaining one is reinstalled).
 if "$PY" -m pip show -q opencv-python >/dev/null 2>&1; then
     "$PY" -m pip uninstall -y -q opencv-python
-    "${PIP[@]}" --force-reinstall --no-deps "$(grep '^opencv-python-headless' requirements.txt)"
+    "${PIP[@]}" -c "$CONSTRAINTS" --force-reinstall --no-deps opencv-python-headless
 fi
 
-# 2. mmcv, compiled once per (mmcv, torch build, python, platform, compiler).
+# 3. mmcv, compiled once per (mmcv, torch build, C++ standard, python, platform, compiler).
 mmcv_ok() { "$PY" - <<'PY' 2>/dev/null
 import torch, mmcv
 from mmcv.ops import nms, roi_align  # noqa: F401  the compiled ops
@@ -47,32 +85,45 @@ PY
 key_src=$("$PY" -c "import torch, sys, sysconfig, platform
 print('torch', torch.__version__, torch.version.git_version, 'cxx11abi', torch.compiled_with_cxx11_abi())
 print('python', sys.version.split()[0], sysconfig.get_config_var('SOABI'), platform.machine(), *platform.libc_ver())"
-    g++ --version | head -n 1; echo "mmcv $MMCV_VERSION")
+    g++ --version | head -n 1
+    # mmcv's own C++17 adds nothing to the key, so that builds cached before the choice existed stay valid
+    echo "mmcv $MMCV_VERSION$([ "$CXX_STD" = c++17 ] || echo " -std=$CXX_STD")")
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)
 wheel_dir="$CACHE/mmcv-$MMCV_VERSION-$key"
-installed=$("$PY" -c "import importlib.metadata as m; print(m.version('mmcv'))" 2>/dev/null || true)
-if [ "$installed" = "$MMCV_VERSION" ] && mmcv_ok; then
-    log "mmcv $MMCV_VERSION with working ops is installed"
+venv_key="$VENV/mmcv-build.key"  # the key of the mmcv this venv holds
+if [ "$(cat "$venv_key" 2>/dev/null)" = "$key" ] && mmcv_ok; then
+    log "mmcv $MMCV_VERSION built for this torch is installed"
 else
+    rm -f "$venv_key"
     if ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
         log "installing the cached mmcv build $wheel_dir"
         "${PIP[@]}" --no-deps --force-reinstall "$wheel_dir"/mmcv-*.whl || true
         mmcv_ok || { log "the cached mmcv build is stale or broken: deleting it"; rm -rf "$wheel_dir"; }
     fi
     if ! mmcv_ok; then
-        log "compiling mmcv $MMCV_VERSION against torch $("$PY" -c 'import torch; print(torch.__version__)')" \
-            "(15-30 min on 2 cores, once per torch build)"
+        log "compiling mmcv $MMCV_VERSION with $CXX_STD against torch $TORCH_VERSION" \
+            "(10-30 min on 2 cores, once per torch build)"
         tmp=$(mktemp -d)
+        "$PY" -m pip download -q --no-deps --no-build-isolation --no-binary :all: -d "$tmp" "mmcv==$MMCV_VERSION"
+        tar -xzf "$tmp"/mmcv-"$MMCV_VERSION".tar.gz -C "$tmp"
+        src="$tmp/mmcv-$MMCV_VERSION"
+        if [ "$CXX_STD" != c++17 ]; then
+            # mmcv 2.1.0 hard-codes C++17 (upstream PR open-mmlab/mmcv#3340 raises it to C++20)
+            grep -q -- '-std=c++17' "$src/setup.py" ||
+                { log "mmcv $MMCV_VERSION's setup.py has no -std=c++17 to raise to $CXX_STD"; exit 1; }
+            sed -i "s/-std=c++17/-std=$CXX_STD/g" "$src/setup.py"
+        fi
         MAX_JOBS=${MAX_JOBS:-2} MMCV_WITH_OPS=1 "$PY" -m pip wheel -q --no-deps --no-build-isolation \
-            --no-cache-dir --no-binary mmcv -w "$tmp" "mmcv==$MMCV_VERSION"
-        "${PIP[@]}" --no-deps --force-reinstall "$tmp"/mmcv-*.whl
+            --no-cache-dir -w "$tmp/wheel" "$src"
+        "${PIP[@]}" --no-deps --force-reinstall "$tmp"/wheel/mmcv-*.whl
         mmcv_ok || { log "the fresh mmcv build has no working ops; kept in $tmp for inspection"; exit 1; }
         mkdir -p "$wheel_dir"
-        mv "$tmp"/mmcv-*.whl "$wheel_dir"/ && printf '%s\n' "$key_src" > "$wheel_dir/KEY"
+        mv "$tmp"/wheel/mmcv-*.whl "$wheel_dir"/ && printf '%s\n' "$key_src" > "$wheel_dir/KEY"
         rm -rf "$tmp"
     fi
+    printf '%s\n' "$key" > "$venv_key"
 fi
 
-# 3. This package, editable, so that tools/ and configs/ of the checkout are the ones used.
+# 4. This package, editable, so that tools/ and configs/ of the checkout are the ones used.
 "${PIP[@]}" --no-deps --no-build-isolation -e .
-log "ready: $("$PY" -c 'import torch, mmcv, mmengine, mmpretrain, mmdet, mmseg; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__)')"
+log "ready: $("$PY" -c 'import sys, torch, mmcv, mmengine, mmpretrain, mmdet, mmseg; print("python", sys.version.split()[0], "torch", torch.__version__, "mmcv", mmcv.__version__, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__)')"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Quick start: install the whole stack into .venv, then train the embedded default (a small DynaMixer on
+# Quick start: install the whole stack into .venv (or $VENV), then train the embedded default (a small DynaMixer on
 # scikit-learn's bundled handwritten digits) with tools/train.py and evaluate it on the held-out test split
 # with tools/test.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install.sh
-PY=.venv/bin/python
+PY=${VENV:-.venv}/bin/python
 CONFIG=configs/dynamixer/dynamixer-tiny_1xb64_digits.py
 WORK_DIR=${WORK_DIR:-work_dirs/dynamixer-tiny_1xb64_digits}
 "$PY" tools/dataset_converters/prepare_digits.py data/digits

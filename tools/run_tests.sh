@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run the whole test suite (installing the stack into .venv first if needed; a cached mmcv build is reused
-# only when it still works against the installed torch).
+# Run the whole test suite, installing the stack into .venv (or $VENV) first if needed (tools/install.sh;
+# TORCH picks another tested stack). A cached mmcv build is reused only when it still works against the
+# installed torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
 bash tools/install.sh
-exec .venv/bin/python -m pytest tests "$@"
+exec "$VENV/bin/python" -m pytest tests "$@"

@@ -1,0 +1,161 @@
+"""The package as a user installs it: a wheel that states ranges (never exact
+pins of torch or OpenMMLab) and carries its configs and model index, so that
+the model zoo, get_model and the Inferencer work from a non-editable install
+without the checkout; and the tested stacks that tools/install.sh pins."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canonical
+
+from mmdx_testing import REPO, run_tool
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp('wheel')
+    # no build isolation: the build needs only this venv's setuptools
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                    '--no-build-isolation', '-q', '-w', str(out), REPO],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return glob.glob(str(out / 'mmdynamixer-*.whl'))[0]
+
+
+def metadata(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist()
+                    if n.endswith('.dist-info/METADATA'))
+        return Parser().parsestr(zf.read(name).decode())
+
+
+def test_wheel_states_ranges_not_pins(wheel):
+    requires = [Requirement(r) for r in metadata(wheel).get_all(
+        'Requires-Dist')]
+    plain = {r.name: r for r in requires if r.marker is None}
+    # what `import mmdynamixer` needs; mmcv is checked at import, not
+    # installed by pip (it would build without its ops, see setup.py)
+    assert set(plain) == {'numpy', 'packaging', 'torch', 'torchvision',
+                          'mmengine', 'mmpretrain'}
+    for r in requires:
+        assert not any(s.operator in ('==', '===') for s in r.specifier), r
+    assert str(plain['torch'].specifier).startswith('>=')
+    extras = {str(r.marker).split('"')[1] for r in requires if r.marker}
+    assert {'det', 'seg', 'deploy', 'tests', 'mim', 'all'} <= extras
+    by_extra = lambda e: {r.name for r in requires  # noqa: E731
+                          if r.marker and f'"{e}"' in str(r.marker)}
+    assert by_extra('det') >= {'mmdet', 'setuptools'}
+    assert by_extra('seg') >= {'mmsegmentation', 'ftfy', 'regex'}
+    assert by_extra('deploy') == {'onnx', 'onnxruntime'}
+    assert by_extra('mim') == {'mmcv', 'mmengine', 'mmpretrain'}
+    assert by_extra('tests') >= by_extra('det') | by_extra('seg') | \
+        by_extra('deploy') | {'pytest'}
+
+
+def test_wheel_carries_configs_tools_and_model_index(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    tracked = subprocess.run(['git', 'ls-files', 'configs', 'tools',
+                              'model-index.yml'], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.split()
+    assert len(tracked) > 30
+    missing = [f for f in tracked if f'mmdynamixer/.mim/{f}' not in names]
+    assert not missing
+    assert not any(n.startswith(('tests/', 'configs/')) for n in names)
+
+
+def test_installed_wheel_works_without_the_checkout(wheel, tmp_path):
+    """`pip install` of the wheel (into a folder of its own, not this venv),
+    then from another directory: the zoo, get_model and the Inferencer."""
+    target = tmp_path / 'site'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q',
+                    '--target', str(target), wheel], check=True,
+                   capture_output=True, text=True, timeout=600)
+    import torch
+    import mmdynamixer  # noqa: F401
+    from mmpretrain import get_model
+    model = get_model('dynamixer-s_8xb256_in1k')
+    state = model.state_dict()
+    state['head.fc.bias'] = 10 * torch.arange(1000.)  # to see it loaded
+    ckpt = tmp_path / 's.pth'
+    torch.save({'state_dict': state, 'meta': {}}, ckpt)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    code = f'''
+import numpy as np, torch, mmdynamixer, mmpretrain
+from mmpretrain import ImageClassificationInferencer, get_model
+assert mmdynamixer.__file__.startswith({str(target)!r}), mmdynamixer.__file__
+names = mmpretrain.list_models('dynamixer*')
+assert {{'dynamixer-s_8xb256_in1k', 'dynamixer-m_8xb128_in1k',
+         'dynamixer-l_8xb64_in1k'}} <= set(names), names
+model = get_model('dynamixer-m_8xb128_in1k')
+print('params', sum(p.numel() for p in model.parameters()))
+inferencer = ImageClassificationInferencer('dynamixer-s_8xb256_in1k',
+                                           pretrained={str(ckpt)!r})
+assert torch.equal(inferencer.model.head.fc.bias, 10 * torch.arange(1000.))
+image = np.random.default_rng(0).integers(0, 255, (300, 260, 3), np.uint8)
+result = inferencer(image)[0]
+print('label', result['pred_label'], len(result['pred_scores']))
+'''
+    env = dict(os.environ, PYTHONPATH=str(target))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=elsewhere,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'params 57128264' in proc.stdout  # DynaMixer-M, as published
+    # the head's bias is 0, 10, ..., 9990: the prediction is the last class
+    assert 'label 999 1000' in proc.stdout, proc.stdout
+
+
+def constraints(name):
+    pins = {}
+    with open(osp.join(REPO, 'requirements', name)) as f:
+        for line in f:
+            line = line.split('#')[0].strip()
+            if line:
+                r = Requirement(line)
+                assert len(r.specifier) == 1, line
+                spec = next(iter(r.specifier))
+                assert spec.operator in ('==', '==='), line
+                assert canonical(r.name) not in pins, f'{r.name} twice'
+                pins[canonical(r.name)] = spec.version
+    return pins
+
+
+@pytest.mark.parametrize('name', [osp.basename(p) for p in glob.glob(
+    osp.join(REPO, 'requirements', 'constraints*.txt'))])
+def test_tested_stacks_are_exact_and_within_the_ranges(name):
+    pins = constraints(name)
+    for req_file in ('runtime.txt', 'mminstall.txt', 'optional.txt',
+                     'tests.txt'):
+        with open(osp.join(REPO, 'requirements', req_file)) as f:
+            for line in f:
+                line = line.split('#')[0].strip()
+                if not line:
+                    continue
+                r = Requirement(line)
+                pkg = canonical(r.name)
+                assert pkg in pins, f'{name} does not pin {r.name}'
+                assert r.specifier.contains(pins[pkg], prereleases=True), \
+                    f'{name}: {r.name}=={pins[pkg]} is outside {r}'
+    assert 'torchvision' in pins and 'opencv-python-headless' in pins
+
+
+def test_install_refuses_an_untested_torch_before_doing_anything(tmp_path):
+    venv = tmp_path / 'venv'
+    proc = run_tool('tools/install.sh', env=dict(TORCH='2.12.1',
+                                                 VENV=str(venv)),
+                    check=False, timeout=60)
+    assert proc.returncode == 2
+    stacks = sorted(constraints(p)['torch'] for p in os.listdir(
+        osp.join(REPO, 'requirements')) if p.startswith('constraints'))
+    assert len(stacks) >= 2
+    assert 'TORCH=2.12.1 is not a tested stack' in proc.stderr
+    assert 'cannot build mmcv 2.1.0' in proc.stderr
+    assert f'Choose one of: {" ".join(stacks)}' in proc.stderr, proc.stderr
+    assert not venv.exists()
