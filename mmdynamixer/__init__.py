@@ -1,21 +1,26 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """DynaMixer for the OpenMMLab 2.x stack.
 
-Importing this package registers the DynaMixer backbone and head in
-MMPretrain's ``MODELS`` registry (so configs need only
+Importing this package first checks that the installed mmcv, mmengine and
+mmpretrain (and mmdet and mmseg, when they are imported) are versions it
+supports (:mod:`mmdynamixer.version_guard`). It then registers the DynaMixer
+backbone and head in MMPretrain's ``MODELS`` registry (so configs need only
 ``custom_imports = dict(imports=['mmdynamixer'])``), registers its model
 zoo with MMPretrain's ModelHub (``mmpretrain.list_models('dynamixer*')``),
 and allow-lists the plain-data types of MMEngine checkpoints for safe
 ``weights_only`` loading.
 """
-from .utils import register_safe_globals
 from .version import __version__
+from .version_guard import check_versions, optional_imports_skip_unsupported
+
+check_versions()
+
+with optional_imports_skip_unsupported():
+    from . import engine, models  # noqa: E402,F401 registers into mmpretrain
+    from .apis import register_model_zoo
+    from .utils import register_safe_globals
 
 register_safe_globals()
-
-from . import engine, models  # noqa: E402,F401 registers into mmpretrain
-from .apis import register_model_zoo  # noqa: E402
-
 register_model_zoo()
 
 __all__ = ['__version__']
