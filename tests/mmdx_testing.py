@@ -17,9 +17,12 @@ TINY = dict(type='DynaMixer', arch=TINY_ARCH, img_size=32, patch_size=4)
 
 
 def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
-    """Run a repo tool (``tools/...py`` or a shell script) as a subprocess."""
+    """Run a repo tool (``tools/...py`` or a shell script) as a subprocess,
+    with the interpreter that runs the tests (shell scripts get it as
+    ``PYTHON``, whatever the caller's environment says)."""
     cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable,
+                    **(env or {}))
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:

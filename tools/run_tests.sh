@@ -4,6 +4,6 @@
 # installed torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
+export VENV=${VENV:-.venv}  # tools/dist_*.sh run with this venv's python too
 bash tools/install.sh
 exec "$VENV/bin/python" -m pytest tests "$@"
