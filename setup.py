@@ -2,14 +2,17 @@
 MMSegmentation.
 
 Installs into an existing OpenMMLab environment: ``install_requires`` states
-version ranges (requirements/runtime.txt and the mmengine and mmpretrain lines
-of requirements/mminstall.txt), never exact pins; ``tools/install.sh`` installs
+version ranges (requirements/runtime.txt and the mmpretrain line of
+requirements/mminstall.txt), never exact pins; ``tools/install.sh`` installs
 the exactly pinned, tested stack of requirements/constraints.txt instead.
 
-mmcv is not in ``install_requires``: pip would build it from source in an
-isolated environment without torch, which silently gives an mmcv without its
-compiled ops. ``import mmdynamixer`` checks that a supported mmcv is installed
-and says how to get one (see the README's "Use in your own environment").
+mmcv and mmengine are left to the environment, as in OpenMMLab's own packages
+(the ``mim`` extra lists them), and ``import mmdynamixer`` checks them and
+says how to get a supported one (see the README's "Use in your own
+environment"): pip would build mmcv from source in an isolated environment
+without torch, which silently gives an mmcv without its compiled ops, and
+mmengine asks for opencv-python, which would land beside an environment's
+opencv-python-headless (the same ``cv2``, needing the system's libGL).
 
 The wheel carries the configs, the model index and the tools under
 ``mmdynamixer/.mim``, as OpenMMLab packages do for MIM, so that
@@ -60,7 +63,7 @@ def optional_extras(path='requirements/optional.txt'):
 
 mminstall = [r for r, _ in requirements('requirements/mminstall.txt')]
 install_requires = [r for r, _ in requirements('requirements/runtime.txt')] + [
-    r for r in mminstall if not r.startswith('mmcv')]
+    r for r in mminstall if r.startswith('mmpretrain')]
 extras = optional_extras()
 extras['mim'] = mminstall
 extras['tests'] = sorted({r for name in extras if name != 'mim'
