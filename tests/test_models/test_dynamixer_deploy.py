@@ -2,6 +2,8 @@
 torch.compile without graph breaks, and mixed precision that stays finite
 where float32 is (the ONNX export is tested with its tool in
 tests/test_tools/test_pytorch2onnx.py)."""
+import copy
+
 import pytest
 import torch
 
@@ -60,31 +62,47 @@ def test_with_cp_same_numbers_less_memory():
         torch.testing.assert_close(ckpt.eval()(x)[0], plain.eval()(x)[0])
 
 
+def outputs_and_grads(model, x, forward=None):
+    """Outputs and parameter gradients of ``forward`` (default: ``model``)."""
+    model.zero_grad()
+    outs = (model if forward is None else forward)(x)
+    sum(o.square().mean() for o in outs).backward()
+    return ([o.detach() for o in outs],
+            {n: p.grad.clone() for n, p in model.named_parameters()})
+
+
+def relative_error(value, truth):
+    return ((value.double() - truth).abs().max() / truth.abs().max()).item()
+
+
 @pytest.mark.parametrize('sliding', [False, True])
 def test_torch_compile_full_graph(sliding):
-    """Compiled equals eager in float64 to 1e-9: the generated kernels fuse
-    and reorder sums, which float64 rounds ~10^7 times below that bound on
-    any CPU (in float32 such a check would depend on the CPU's kernels)."""
+    """Compiled is as exact as eager. Both run in float32 (what users
+    compile; float64 hits an inductor code-generation bug with
+    ATEN_CPU_CAPABILITY=default) and sum in different orders, so each is
+    measured against the float64 eager model: no output or gradient of the
+    compiled model may be off by more than 10 times the largest float32
+    error of eager (~1e-6 relative), a bound derived from the computation on
+    whatever CPU runs it (a wrong kernel is off by far more)."""
     torch.manual_seed(0)
     model = randomised(DynaMixer(**SMALL, sliding_window=sliding,
-                                 out_indices=(0, 1))).double()
+                                 out_indices=(0, 1)))
     shape = (50, 78) if sliding else (64, 64)
-    x = torch.randn(2, 3, *shape, dtype=torch.float64)
+    x = torch.randn(2, 3, *shape)
+    truth = outputs_and_grads(copy.deepcopy(model).double(), x.double())
+    eager = outputs_and_grads(model, x)
     torch._dynamo.reset()  # independent of other tests' compilations
     # fullgraph=True: any graph break is an error. Sliding-window models
     # see many input sizes: static shapes compile once per size.
-    compiled = torch.compile(model, fullgraph=True,
-                             dynamic=False if sliding else None)
-    outs, refs = compiled(x), model(x)
-    for out, ref in zip(outs, refs):
-        torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
-    sum(o.square().mean() for o in outs).backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    sum(o.square().mean() for o in model(x)).backward()
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(grads[name], p.grad, rtol=1e-9,
-                                   atol=1e-9, msg=name)
+    compiled = outputs_and_grads(model, x, torch.compile(
+        model, fullgraph=True, dynamic=False if sliding else None))
+    names = [f'output {i}' for i in range(len(truth[0]))] + list(truth[1])
+    exact = truth[0] + list(truth[1].values())
+    bound = 10 * max(relative_error(e, t) for e, t in zip(
+        eager[0] + list(eager[1].values()), exact))
+    for name, ours, t in zip(names, compiled[0] + list(compiled[1].values()),
+                             exact):
+        assert relative_error(ours, t) <= bound, name
 
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(

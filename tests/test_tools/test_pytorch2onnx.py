@@ -39,6 +39,9 @@ def test_export_s_classifier_matches_pytorch(tmp_path):
     with torch.no_grad():
         expected = model(x, mode='tensor').numpy()
     assert scores.shape == (3, 1000)
+    # float32 in two kernel libraries (PyTorch's and onnxruntime's), each
+    # free to sum in its own order and CPU path: ~1e-6 per layer relative,
+    # through 18 layers; 1e-4 on scores of order 1 leaves a wide margin
     assert np.abs(scores - expected).max() <= 1e-4
     assert np.abs(expected).max() > 0.1  # not a trivially small output
 
