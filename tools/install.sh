@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install a tested stack into ./.venv (or $VENV), then this package in editable mode.
 #
-#   bash tools/install.sh                                  # the default stack (torch 2.13.0)
-#   TORCH=2.14.1 VENV=.venv-torch2.14.1 bash tools/install.sh   # the newest torch
-#   PYTHON=python3.12 ...                                  # another interpreter for a new venv
+#   bash tools/install.sh                                        # the default stack (torch 2.13.0)
+#   PYTHON=python3.12 TORCH=2.14.1 VENV=.venv-torch2.14.1 bash tools/install.sh   # the newest torch
+#
+# PYTHON is the interpreter of a new venv (each constraints file names the Python it was tested with).
 #
 # Each tested stack is a constraints file of exact versions: requirements/constraints.txt (the default)
 # and requirements/constraints-torch<version>.txt; TORCH picks one. Anything else is refused before any
