@@ -106,9 +106,13 @@ class _CheckOnImport(importlib.abc.MetaPathFinder):
     quiet = False
 
     def find_spec(self, name, path=None, target=None):
-        if path is None and name in ON_IMPORT:
+        # a missing package fails as usual (ModuleNotFoundError), so that
+        # optional imports of it elsewhere keep working
+        version = installed_version(name) if path is None and \
+            name in ON_IMPORT else None
+        if version is not None:
             try:
-                check_version(name)
+                check_version(name, version)
             except UnsupportedVersionError as err:
                 if self.quiet:
                     raise ImportError(str(err)) from None

@@ -101,6 +101,13 @@ def test_unsupported_optional_package_does_not_block_classification(
         "Fix: pip install 'mmdet>=3.3.0,<4.0.0'.")
 
 
+def test_missing_optional_package_fails_as_usual(monkeypatch):
+    """Optional imports elsewhere (try: import mmseg / except ImportError)
+    keep working: the hook lets a missing package's import fail as usual."""
+    monkeypatch.setattr(version_guard, 'installed_version', lambda _: None)
+    assert version_guard._CheckOnImport().find_spec('mmseg') is None
+
+
 def test_unsupported_mmseg_through_a_config(tmp_path):
     """A segmentation config imports mmseg through its scope, after
     `custom_imports` imported mmdynamixer: the guard stops the run there."""
