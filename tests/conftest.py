@@ -1,6 +1,8 @@
 import os.path as osp
+import random
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +12,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 @pytest.fixture(autouse=True)
 def _seed():
+    # every generator a test may draw from (MMPretrain's batch augments draw
+    # from numpy's), so that no result depends on the tests run before it
+    random.seed(0)
+    np.random.seed(0)
     torch.manual_seed(0)
 
 
