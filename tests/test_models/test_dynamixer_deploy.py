@@ -76,7 +76,7 @@ def relative_error(value, truth):
 
 
 @pytest.mark.parametrize('sliding', [False, True])
-def test_torch_compile_full_graph(sliding):
+def test_torch_compile_full_graph(sliding, tmp_path, monkeypatch):
     """Compiled is as exact as eager. Both run in float32 (what users
     compile; float64 hits an inductor code-generation bug with
     ATEN_CPU_CAPABILITY=default) and sum in different orders, so each is
@@ -92,6 +92,10 @@ def test_torch_compile_full_graph(sliding):
     truth = outputs_and_grads(copy.deepcopy(model).double(), x.double())
     eager = outputs_and_grads(model, x)
     torch._dynamo.reset()  # independent of other tests' compilations
+    # and of kernels compiled by other runs: inductor's on-disk cache key
+    # leaves out ATEN_CPU_CAPABILITY, so another run's kernels for another
+    # instruction set would be loaded (and abort)
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'inductor'))
     # fullgraph=True: any graph break is an error. Sliding-window models
     # see many input sizes: static shapes compile once per size.
     compiled = outputs_and_grads(model, x, torch.compile(
