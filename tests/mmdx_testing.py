@@ -31,6 +31,14 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
     return proc
 
 
+def requirements_file(name):
+    """The requirements of ``requirements/<name>``, comments dropped."""
+    from packaging.requirements import Requirement
+    with open(osp.join(REPO, 'requirements', name)) as f:
+        lines = [line.split('#')[0].strip() for line in f]
+    return [Requirement(line) for line in lines if line]
+
+
 def make_imagenet(root, num_classes=4, train_per_class=2, val_per_class=1,
                   seed=0):
     """A tiny data set in ImageNet's layout: ``train/<wnid>/<wnid>_<i>.JPEG``,

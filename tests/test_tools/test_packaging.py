@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name as canonical
 
-from mmdx_testing import REPO, run_tool
+from mmdx_testing import REPO, requirements_file, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -115,16 +115,12 @@ print('label', result['pred_label'], len(result['pred_scores']))
 
 def constraints(name):
     pins = {}
-    with open(osp.join(REPO, 'requirements', name)) as f:
-        for line in f:
-            line = line.split('#')[0].strip()
-            if line:
-                r = Requirement(line)
-                assert len(r.specifier) == 1, line
-                spec = next(iter(r.specifier))
-                assert spec.operator in ('==', '==='), line
-                assert canonical(r.name) not in pins, f'{r.name} twice'
-                pins[canonical(r.name)] = spec.version
+    for r in requirements_file(name):
+        assert len(r.specifier) == 1, r
+        spec = next(iter(r.specifier))
+        assert spec.operator in ('==', '==='), r
+        assert canonical(r.name) not in pins, f'{r.name} twice'
+        pins[canonical(r.name)] = spec.version
     return pins
 
 
@@ -134,16 +130,11 @@ def test_tested_stacks_are_exact_and_within_the_ranges(name):
     pins = constraints(name)
     for req_file in ('runtime.txt', 'mminstall.txt', 'optional.txt',
                      'tests.txt'):
-        with open(osp.join(REPO, 'requirements', req_file)) as f:
-            for line in f:
-                line = line.split('#')[0].strip()
-                if not line:
-                    continue
-                r = Requirement(line)
-                pkg = canonical(r.name)
-                assert pkg in pins, f'{name} does not pin {r.name}'
-                assert r.specifier.contains(pins[pkg], prereleases=True), \
-                    f'{name}: {r.name}=={pins[pkg]} is outside {r}'
+        for r in requirements_file(req_file):
+            pkg = canonical(r.name)
+            assert pkg in pins, f'{name} does not pin {r.name}'
+            assert r.specifier.contains(pins[pkg], prereleases=True), \
+                f'{name}: {r.name}=={pins[pkg]} is outside {r}'
     assert 'torchvision' in pins and 'opencv-python-headless' in pins
 
 

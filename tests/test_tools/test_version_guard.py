@@ -7,20 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from packaging.requirements import Requirement
 
 from mmdynamixer import version_guard
-from mmdx_testing import REPO, run_tool
-
-def requirement_lines(name):
-    with open(os.path.join(REPO, 'requirements', name)) as f:
-        return [Requirement(line.split('#')[0].strip()) for line in f
-                if line.split('#')[0].strip()]
+from mmdx_testing import REPO, requirements_file, run_tool
 
 
 def test_ranges_are_those_of_the_requirements_files():
-    files = {r.name: r for r in requirement_lines('mminstall.txt') +
-             requirement_lines('optional.txt')}
+    files = {r.name: r for r in requirements_file('mminstall.txt') +
+             requirements_file('optional.txt')}
     for package, (dist, low, high, _) in version_guard.SUPPORTED.items():
         assert str(files[dist].specifier) == f'<{high},>={low}', dist
 
