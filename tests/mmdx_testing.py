@@ -21,8 +21,8 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
     with the interpreter that runs the tests (shell scripts get it as
     ``PYTHON``, whatever the caller's environment says)."""
     cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable,
-                    **(env or {}))
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable)
+    full_env.update(env or {})
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:

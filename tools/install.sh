@@ -54,6 +54,12 @@ fi
 log "stack: $CONSTRAINTS (torch $TORCH_VERSION, mmcv $MMCV_VERSION built with $CXX_STD) into $VENV"
 
 if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+        log "error: PYTHON=$PYTHON does not run as Python 3.11 or newer, so $VENV cannot be" \
+            "created. Name an installed interpreter (e.g. PYTHON=python3.11, or the one its" \
+            "constraints file names), or create $VENV yourself first."
+        exit 2
+    fi
     log "creating $VENV with $($PYTHON --version)"
     "$PYTHON" -m venv "$VENV"
 fi

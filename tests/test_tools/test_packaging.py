@@ -151,3 +151,14 @@ def test_install_refuses_an_untested_torch_before_doing_anything(tmp_path):
     assert 'cannot build mmcv 2.1.0' in proc.stderr
     assert f'Choose one of: {" ".join(stacks)}' in proc.stderr, proc.stderr
     assert not venv.exists()
+
+
+def test_install_refuses_a_python_that_does_not_run(tmp_path):
+    venv = tmp_path / 'venv'
+    proc = run_tool('tools/install.sh', env=dict(PYTHON='python-missing',
+                                                 VENV=str(venv)),
+                    check=False, timeout=60)
+    assert proc.returncode == 2
+    assert ('error: PYTHON=python-missing does not run as Python 3.11 or '
+            'newer') in proc.stderr, proc.stderr
+    assert not venv.exists()
