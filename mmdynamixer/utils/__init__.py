@@ -1,8 +1,9 @@
-from .checkpoint_io import (extract_state_dict, load_checkpoint_file,
-                            register_safe_globals)
-from .official_checkpoint import (convert_official, convert_official_file,
-                                  unwrap_official)
+from .checkpoint import (CheckpointMismatchError, check_state_dict,
+                         extract_state_dict, guard_state_dict_loads,
+                         load_checkpoint_file, load_pretrained,
+                         load_state_dict_checked, register_safe_globals)
 
-__all__ = ['extract_state_dict', 'load_checkpoint_file',
-           'register_safe_globals', 'convert_official',
-           'convert_official_file', 'unwrap_official']
+__all__ = ['CheckpointMismatchError', 'check_state_dict',
+           'extract_state_dict', 'guard_state_dict_loads',
+           'load_checkpoint_file', 'load_pretrained',
+           'load_state_dict_checked', 'register_safe_globals']

@@ -1,5 +1,6 @@
 """DynaMixer backbone, in the manner of MMPretrain's backbone tests."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm  # noqa: F401
 import mmdynamixer  # noqa: F401
 from mmdynamixer.models import DynaMixer, DynaMixerOp
 
-from mmdx_testing import ABLATIONS, TINY, TINY_ARCH
+from mmdx_testing import ABLATIONS, DATA, TINY, TINY_ARCH, run_tool
 
 
 def build(**overrides):
@@ -94,6 +95,11 @@ def test_fixed_size_error_names_expected_size_and_fix():
     msg = str(err.value)
     assert '32x32' in msg and '48x32' in msg
     assert 'resize or crop' in msg and 'sliding_window=True' in msg
+    # the fix as written: the same weights, built with sliding_window=True
+    sliding = build(sliding_window=True)
+    sliding.load_state_dict(model.state_dict())
+    out, = sliding(torch.rand(1, 3, 48, 32))
+    assert out.shape == (1, 32, 6, 4)  # 48x32 at stride 8
 
 
 def test_bad_img_size_for_patch_and_downsampling():
@@ -192,11 +198,29 @@ def test_pretrained_from_another_model_is_an_error(tmp_path):
 
 
 def test_pretrained_reference_checkpoint_hint(tmp_path):
-    ckpt = tmp_path / 'official.pth'
-    torch.save({'patch_embed.proj.weight': torch.zeros(16, 3, 4, 4)}, ckpt)
-    model = build(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
-    with pytest.raises(ValueError, match='dynamixer_to_mmpretrain'):
+    """A checkpoint of the authors' code, loaded as it is: the error names
+    the converter command, which, as written, makes it load."""
+    fixture = torch.load(osp.join(DATA, 'dynamixer_tiny_official.pth'),
+                         weights_only=True)
+    ckpt, converted = tmp_path / 'official.pth', tmp_path / 'ours.pth'
+    torch.save(fixture['state_dict'], ckpt)
+    arch = fixture['arch']
+    settings = dict(arch=dict(embed_dims=arch['embed_dims'],
+                              depths=arch['layers'],
+                              num_segments=arch['num_heads'],
+                              reduced_dims=arch['reduced_dims']),
+                    img_size=56, patch_size=7)
+    model = build(**settings, init_cfg=dict(type='Pretrained',
+                                            checkpoint=str(ckpt)))
+    with pytest.raises(ValueError) as err:
         model.init_weights()
+    command = ('python tools/model_converters/dynamixer_to_mmpretrain.py '
+               'SRC DST')
+    assert command in str(err.value)
+    run_tool(command.split()[1], str(ckpt), str(converted))
+    model = build(**settings, init_cfg=dict(
+        type='Pretrained', checkpoint=str(converted), prefix='backbone.'))
+    model.init_weights()
 
 
 def test_corrupted_pretrained_checkpoint(tmp_path):

@@ -74,7 +74,7 @@ def test_bad_input():
     head = make_head()
     with pytest.raises(ValueError, match=r'\(B, 8, H, W\)'):
         head((torch.randn(2, 6, 2, 2), ))
-    with pytest.raises(ValueError, match='positive'):
+    with pytest.raises(ValueError, match='must be an int >= 1'):
         make_head(num_classes=0)
 
 

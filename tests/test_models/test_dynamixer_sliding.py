@@ -7,7 +7,7 @@ import torch
 
 import mmdynamixer  # noqa: F401
 from mmdynamixer.models import DynaMixer, DynaMixerOp
-from mmdynamixer.models.utils import check_state_dict
+from mmdynamixer.utils import check_state_dict
 
 from mmdx_testing import TINY_ARCH
 

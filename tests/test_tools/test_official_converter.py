@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import mmdynamixer  # noqa: F401
-from mmdynamixer.utils import convert_official, unwrap_official
-from mmdynamixer.utils.official_checkpoint import build_classifier
+from mmdynamixer.apis import convert_official, unwrap_official
+from mmdynamixer.apis.official_checkpoint import build_classifier
 
 from mmdx_testing import DATA, run_tool
 

@@ -27,7 +27,7 @@ from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 import mmdynamixer  # noqa: F401 registers DynaMixer
-from mmdynamixer.models.utils import load_pretrained_strict
+from mmdynamixer.utils import load_pretrained
 from mmdynamixer.utils.tool_utils import backbone_input_size, load_config
 
 
@@ -47,7 +47,7 @@ def build_classifier(cfg, checkpoint=None):
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
     if checkpoint:  # read safely, and it must fit exactly
-        load_pretrained_strict(model, dict(checkpoint=checkpoint))
+        load_pretrained(model, dict(checkpoint=checkpoint))
     else:
         warnings.warn('No --checkpoint: exporting randomly initialised '
                       'weights.')

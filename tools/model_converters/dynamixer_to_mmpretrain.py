@@ -16,7 +16,7 @@ import os.path as osp
 
 import torch
 
-from mmdynamixer.utils import convert_official_file
+from mmdynamixer.apis import convert_official_file
 
 
 def main(argv=None):

@@ -12,8 +12,8 @@ from mmengine.model import BaseModule, Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 
-from ..utils import (DynaMixerOp, float32_under_autocast,
-                     load_pretrained_strict, softmax_fp32)
+from ...utils.checkpoint import guard_state_dict_loads, load_pretrained
+from ..utils import DynaMixerOp, float32_under_autocast, softmax_fp32
 
 BRANCHES = ('h', 'w', 'c')
 
@@ -234,10 +234,11 @@ class DynaMixer(BaseBackbone):
         sliding_window (bool): Accept any input size by mixing in sliding
             windows of the pretrained length, for detection and
             segmentation. Defaults to False (the published fixed-size model).
-        window_stride (float | Sequence[int]): Stride of the sliding windows:
-            a fraction of each op's window length, or one int per stage.
-            Below 1 (the default 0.5) windows overlap, so information
-            crosses window borders. Defaults to 0.5.
+        window_stride (float | Sequence[int], optional): Stride of the
+            sliding windows: a fraction of each op's window length, or one
+            int per stage. Below 1 windows overlap, so information crosses
+            window borders. Only with ``sliding_window=True``.
+            Defaults to None (0.5 with ``sliding_window=True``).
         drop_rate (float): Dropout after each token-mixing projection.
             Defaults to 0.
         drop_path_rate (float): Stochastic depth rate; layer ``i`` of the
@@ -254,6 +255,9 @@ class DynaMixer(BaseBackbone):
         with_cp (bool): Use activation checkpointing per layer, to save
             memory at the cost of a second forward in backward.
             Defaults to False.
+        pretrained (str, optional): Not used: MMSegmentation hands its
+            config's ``model.pretrained`` to the backbone, and anything but
+            None raises an error that says to use ``init_cfg`` instead.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to the published init (truncated normal std 0.02 for
             linear layers, ones and zeros for LayerNorm, PyTorch's default
@@ -304,7 +308,7 @@ class DynaMixer(BaseBackbone):
                  reweight: bool = True,
                  share_hw: bool = False,
                  sliding_window: bool = False,
-                 window_stride: Union[float, Sequence[int]] = 0.5,
+                 window_stride: Union[float, Sequence[int], None] = None,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  out_indices: Union[int, Sequence[int]] = -1,
@@ -312,6 +316,7 @@ class DynaMixer(BaseBackbone):
                  norm_cfg: Dict = dict(type='LN', eps=1e-5),
                  act_cfg: Dict = dict(type='GELU'),
                  with_cp: bool = False,
+                 pretrained: Optional[str] = None,
                  init_cfg=[
                      dict(type='TruncNormal', layer='Linear', std=.02,
                           bias=0.),
@@ -319,6 +324,13 @@ class DynaMixer(BaseBackbone):
                           bias=0.),
                  ]):
         super().__init__(init_cfg=init_cfg)
+        if pretrained is not None:
+            raise ValueError(
+                f'pretrained={pretrained!r} reached the DynaMixer backbone '
+                "(MMSegmentation passes its config's `model.pretrained` to "
+                'the backbone). Set model.pretrained=None and give the '
+                "checkpoint as backbone init_cfg=dict(type='Pretrained', "
+                "checkpoint=..., prefix='backbone.').")
         self.arch_settings = self.parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_stages = len(self.embed_dims)
@@ -329,9 +341,13 @@ class DynaMixer(BaseBackbone):
                                       self.num_stages)
         self.out_indices = self.parse_out_indices(out_indices,
                                                   self.num_stages)
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = self.parse_frozen_stages(frozen_stages,
+                                                      self.num_stages)
+        self.check_switches(branches, reweight, share_hw, sliding_window,
+                            window_stride, drop_path_rate)
         self.sliding_window = sliding_window
-        strides = self.window_strides(self.grids, window_stride) \
+        strides = self.window_strides(
+            self.grids, 0.5 if window_stride is None else window_stride) \
             if sliding_window else [None] * self.num_stages
 
         depths = self.arch_settings['depths']
@@ -364,6 +380,9 @@ class DynaMixer(BaseBackbone):
                     window_strides=strides[i]) for j in range(depths[i])
             ]))
         self._freeze_stages()
+        # every later load_state_dict into the backbone, by any library or
+        # tool, must fit it exactly (MMEngine's loaders are not strict)
+        guard_state_dict_loads(self)
 
     @classmethod
     def parse_arch(cls, arch: Union[str, dict]) -> dict:
@@ -433,21 +452,73 @@ class DynaMixer(BaseBackbone):
             out_indices = [out_indices]
         parsed = []
         for index in out_indices:
-            real = index % num_stages if -num_stages <= index < num_stages \
-                else None
-            if real is None:
-                raise ValueError(f'out_indices {index} is out of range for '
-                                 f'{num_stages} stages.')
-            parsed.append(real)
+            if not (isinstance(index, int) and
+                    -num_stages <= index < num_stages):
+                raise ValueError(
+                    f'out_indices {index!r} is out of range for '
+                    f'{num_stages} stages: valid are 0..{num_stages - 1} '
+                    f'(or -{num_stages}..-1 from the end).')
+            parsed.append(index % num_stages)
         return tuple(sorted(set(parsed)))
 
+    @staticmethod
+    def parse_frozen_stages(frozen_stages, num_stages):
+        if not (isinstance(frozen_stages, int) and
+                0 <= frozen_stages <= num_stages):
+            raise ValueError(
+                f'frozen_stages={frozen_stages!r} is out of range: valid are '
+                f'0 (nothing frozen) .. {num_stages} (all {num_stages} '
+                'stages).')
+        return frozen_stages
+
+    @staticmethod
+    def check_switches(branches, reweight, share_hw, sliding_window,
+                       window_stride, drop_path_rate):
+        """Refuse settings that contradict each other."""
+        branches = tuple(branches)
+        if share_hw and not {'h', 'w'} <= set(branches):
+            raise ValueError(
+                f'share_hw=True shares one op between rows and columns, but '
+                f"branches={branches} lacks 'h' or 'w': set share_hw=False, "
+                "or keep both 'h' and 'w'.")
+        if reweight and len(set(branches)) == 1:
+            raise ValueError(
+                f'reweight=True weighs the branches against each other, but '
+                f'branches={branches} has one: set reweight=False.')
+        if window_stride is not None and not sliding_window:
+            raise ValueError(
+                f'window_stride={window_stride!r} is set, but it applies only '
+                'to the sliding-window mode: add sliding_window=True, or '
+                'remove window_stride.')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate={drop_path_rate} must be in '
+                             '[0, 1).')
+
+    def fresh_keys(self) -> tuple:
+        """Keys a pretrained checkpoint may lack, all together: layers that
+        this configuration adds on top of the published model."""
+        return ()
+
     def init_weights(self):
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained_strict(self, self.init_cfg)
-            self._is_init = True
+        """Initialise, then load a ``Pretrained`` entry of ``init_cfg`` (a
+        dict, or one entry of a list) strictly: every key must fit."""
+        original = self.init_cfg
+        cfgs = original if isinstance(original, list) else \
+            [original] if original else []
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        if not pretrained:
+            super().init_weights()
             return
-        super().init_weights()
+        if len(pretrained) > 1:
+            raise ValueError('init_cfg has more than one Pretrained entry: '
+                             f'{pretrained}; keep one.')
+        self.init_cfg = [c for c in cfgs if c.get('type') != 'Pretrained']
+        try:  # the other entries first: they init what the checkpoint lacks
+            super().init_weights()
+        finally:
+            self.init_cfg = original
+        load_pretrained(self, pretrained[0], fresh=self.fresh_keys())
+        self._is_init = True
 
     @property
     def total_stride(self) -> int:

@@ -7,6 +7,8 @@ from mmcv.cnn import build_norm_layer
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
+from ...utils.checkpoint import guard_state_dict_loads
+
 
 @MODELS.register_module()
 class DynaMixerClsHead(ClsHead):
@@ -44,12 +46,15 @@ class DynaMixerClsHead(ClsHead):
                  ],
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
-        if num_classes <= 0:
-            raise ValueError(f'num_classes={num_classes} must be positive.')
+        for name, value in (('num_classes', num_classes),
+                            ('in_channels', in_channels)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f'{name}={value!r} must be an int >= 1.')
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.norm = build_norm_layer(norm_cfg, in_channels)[1]
         self.fc = nn.Linear(in_channels, num_classes)
+        guard_state_dict_loads(self)  # every load must fit, as the backbone
 
     def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Normalised, token-averaged features of the last stage (B, C)."""
@@ -57,7 +62,8 @@ class DynaMixerClsHead(ClsHead):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__} expects (B, {self.in_channels}, H, W) '
-                f'features from the last stage, got {tuple(x.shape)}.')
+                f'features from the last stage, got {tuple(x.shape)}: set '
+                "the head's in_channels to the backbone's last embed_dims.")
         tokens = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
         return self.norm(tokens).mean(dim=1)
 

@@ -15,7 +15,8 @@ from typing import Tuple
 
 import torch
 
-from .checkpoint_io import load_checkpoint_file
+from ..models.backbones import DynaMixer
+from ..utils.checkpoint import check_state_dict, load_checkpoint_file
 
 WRAPPERS = ('state_dict', 'model')
 EMA_WRAPPERS = ('state_dict_ema', 'model_ema')
@@ -126,8 +127,6 @@ def infer_settings(state: dict) -> dict:
 def build_classifier(settings: dict):
     """An ImageClassifier matching ``settings`` (from :func:`infer_settings`)."""
     from mmpretrain.registry import MODELS
-
-    import mmdynamixer  # noqa: F401 registers the model
     head = None
     if settings['num_classes']:
         head = dict(type='DynaMixerClsHead',
@@ -152,9 +151,6 @@ def convert_official_file(src: str, ema: bool = False, arch: str = None):
     Returns:
         tuple: converted state dict and inferred settings.
     """
-    from ..models.utils import check_state_dict
-    from ..models.backbones import DynaMixer
-
     state, settings = convert_official(
         unwrap_official(load_checkpoint_file(src), ema=ema))
     if arch is not None:
