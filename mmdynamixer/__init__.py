@@ -16,7 +16,7 @@ from .version_guard import check_versions, optional_imports_skip_unsupported
 check_versions()
 
 with optional_imports_skip_unsupported():
-    from . import engine, models  # noqa: E402,F401 registers into mmpretrain
+    from . import datasets, engine, models  # noqa: E402,F401 registers them
     from .apis import register_model_zoo
     from .utils import register_safe_globals
 

@@ -17,10 +17,11 @@ TINY = dict(type='DynaMixer', arch=TINY_ARCH, img_size=32, patch_size=4)
 
 
 def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
-    """Run a repo tool (``tools/...py`` or a shell script) as a subprocess,
-    with the interpreter that runs the tests (shell scripts get it as
-    ``PYTHON``, whatever the caller's environment says)."""
-    cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
+    """Run a repo tool (``tools/...py``, ``-c CODE`` or a shell script) as a
+    subprocess, with the interpreter that runs the tests (shell scripts get
+    it as ``PYTHON``, whatever the caller's environment says)."""
+    python = args[0].endswith('.py') or args[0] == '-c'
+    cmd = [sys.executable, *args] if python else ['bash', *args]
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable)
     full_env.update(env or {})
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True,
@@ -29,6 +30,15 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def snapshot(folder):
+    """Size and modification time of every file under ``folder``: equal
+    snapshots mean that no file there was lost or overwritten."""
+    import glob
+    return {p: (os.path.getsize(p), os.path.getmtime(p))
+            for p in glob.glob(osp.join(folder, '**'), recursive=True)
+            if osp.isfile(p)}
 
 
 def requirements_file(name):

@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, allow-lists checkpoints
+from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -57,6 +58,7 @@ def main(argv=None):
     init_cpu_distributed(cfg, args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    check_model(runner.model)
     metrics = runner.test()
     shutdown_distributed()
     print('Test metrics: ' + json.dumps(

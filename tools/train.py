@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, allow-lists checkpoints
+from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -76,9 +77,19 @@ def merge_args(cfg, args):
             loader['pin_memory'] = False
         if loader and args.no_persistent_workers:
             loader['persistent_workers'] = False
-    cfg = setup_cfg(cfg, args, ('train_dataloader', 'val_dataloader',
-                                'test_dataloader'))
-    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
+    loaders = ('train_dataloader', ) if args.no_validate else (
+        'train_dataloader', 'val_dataloader')
+    cfg = setup_cfg(cfg, args, loaders)
+    optim_wrapper = cfg.optim_wrapper
+    if optim_wrapper.get('type', 'OptimWrapper') in ('OptimWrapper',
+                                                     'mmengine.OptimWrapper'):
+        # what AmpOptimWrapper alone takes, left by `optim_wrapper.type=
+        # OptimWrapper` (the CPU fallback of the AMP configs)
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            if optim_wrapper.pop(key, None) is not None:
+                print(f'optim_wrapper is an OptimWrapper (float32): dropped '
+                      f'its AMP setting {key!r}.')
+    if optim_wrapper.get('type') == 'AmpOptimWrapper' and \
             not torch.cuda.is_available():
         raise RuntimeError(
             'The config trains with mixed precision (AmpOptimWrapper), which '
@@ -98,14 +109,21 @@ def check_resume_checkpoint(cfg):
         load_checkpoint_file(path)
 
 
-def main(argv=None):
+def build_runner(argv=None):
+    """The runner of the command line ``argv``, its model built and checked
+    (every error of the config or the data surfaces here)."""
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_resume_checkpoint(cfg)
     init_cpu_distributed(cfg, args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
-    runner.train()
+    check_model(runner.model)
+    return runner
+
+
+def main(argv=None):
+    build_runner(argv).train()
     shutdown_distributed()
 
 

@@ -5,8 +5,10 @@ _base_ = ['./default_runtime.py']
 
 custom_hooks = [
     dict(type='EpochSeedHook'),
+    dict(type='StrictLoadHook'),
+    dict(type='NonFiniteLossHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=100),
 ]
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='accuracy/top1', rule='greater'))

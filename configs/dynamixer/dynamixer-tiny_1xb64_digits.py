@@ -39,6 +39,8 @@ test_cfg = dict()
 
 custom_hooks = [
     dict(type='EpochSeedHook'),
+    dict(type='StrictLoadHook'),
+    dict(type='NonFiniteLossHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=10),
 ]
 default_hooks = dict(

@@ -29,3 +29,12 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+
+# mmdynamixer's safety hooks (tools/train.py adds them to any config):
+# checkpoints that a crash cannot tear, load_from/--resume checkpoints that
+# must fit the model, and a stop at a non-finite loss.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
+custom_hooks = [
+    dict(type='mmpretrain.StrictLoadHook'),
+    dict(type='mmpretrain.NonFiniteLossHook'),
+]

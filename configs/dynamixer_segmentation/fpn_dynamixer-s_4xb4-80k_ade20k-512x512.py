@@ -34,3 +34,12 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000, val_interval=8000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=8000))
+
+# mmdynamixer's safety hooks (tools/train.py adds them to any config):
+# checkpoints that a crash cannot tear, load_from/--resume checkpoints that
+# must fit the model, and a stop at a non-finite loss.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
+custom_hooks = [
+    dict(type='mmpretrain.StrictLoadHook'),
+    dict(type='mmpretrain.NonFiniteLossHook'),
+]

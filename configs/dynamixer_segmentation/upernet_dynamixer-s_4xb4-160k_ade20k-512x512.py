@@ -35,3 +35,12 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000,
          by_epoch=False),
 ]
+
+# mmdynamixer's safety hooks (tools/train.py adds them to any config):
+# checkpoints that a crash cannot tear, load_from/--resume checkpoints that
+# must fit the model, and a stop at a non-finite loss.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
+custom_hooks = [
+    dict(type='mmpretrain.StrictLoadHook'),
+    dict(type='mmpretrain.NonFiniteLossHook'),
+]

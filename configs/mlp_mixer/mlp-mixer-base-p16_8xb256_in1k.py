@@ -29,6 +29,6 @@ model = dict(
 
 train_dataloader = dict(batch_size=256)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='accuracy/top1', rule='greater'))
 auto_scale_lr = dict(base_batch_size=2048)

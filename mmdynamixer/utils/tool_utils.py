@@ -1,11 +1,14 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """What the tools share: arguments, config loading and setup."""
 import argparse
+import importlib
 import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+
+from ..datasets import check_data_paths, wrap_datasets
 
 
 def add_common_args(parser: argparse.ArgumentParser):
@@ -44,8 +47,10 @@ def set_local_rank(args):
 
 
 def setup_cfg(cfg, args, dataloaders):
-    """Work dir, launcher and ``--cfg-options``, then the fixes every run
-    needs whatever the config says."""
+    """Work dir, launcher and ``--cfg-options``, then what every run of the
+    tools gets whatever the config says: a clear error for missing data,
+    checked images (``image_check``), strict checkpoint loading and
+    checkpoints that a crash cannot tear."""
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -60,6 +65,13 @@ def setup_cfg(cfg, args, dataloaders):
         # persistent workers need at least one worker process
         if loader and loader.get('num_workers', 0) == 0:
             loader['persistent_workers'] = False
+    if cfg.get('default_scope'):
+        # the library the config runs in comes first: importing it checks
+        # its version (mmdynamixer's guard) before anything about the data
+        importlib.import_module(cfg.default_scope)
+    check_data_paths(cfg, dataloaders)
+    wrap_datasets(cfg, dataloaders, cfg.get('image_check'))
+    add_safety_hooks(cfg)
 
     if args.launcher != 'none' and not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
@@ -74,6 +86,23 @@ def setup_cfg(cfg, args, dataloaders):
         wrapper_cfg['device_ids'] = None
         cfg.model_wrapper_cfg = wrapper_cfg
     return cfg
+
+
+def add_safety_hooks(cfg):
+    """Strict loading for ``load_from``/``--resume``/testing, a stop at a
+    non-finite loss, and atomic checkpoint saves, in every run of the
+    tools, whatever the config says."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    for name in ('StrictLoadHook', 'NonFiniteLossHook'):
+        if not any(name == (str(h.get('type', '')) if isinstance(h, dict)
+                            else type(h).__name__).split('.')[-1]
+                   for h in hooks):
+            hooks.append(dict(type=f'mmpretrain.{name}'))
+    cfg.custom_hooks = hooks
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and checkpoint.get('type') in (
+            'CheckpointHook', 'mmengine.CheckpointHook'):
+        checkpoint['type'] = 'mmpretrain.AtomicCheckpointHook'
 
 
 def init_cpu_distributed(cfg, args):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import mmdynamixer  # noqa: F401
-from mmdx_testing import REPO, run_tool
+from mmdx_testing import REPO, make_imagenet, run_tool
 
 
 def test_list_models_finds_the_zoo():
@@ -40,12 +40,26 @@ def test_metafile_configs_exist_and_flops_agree_with_get_flops():
     assert f"({s['Metadata']['FLOPs']:,})" in out
 
 
-def test_amp_config_on_cpu_names_the_fix(tmp_path):
+def test_amp_config_on_cpu_names_the_fix_and_the_fix_works(tmp_path):
+    """The published S recipe (AMP) on a machine without a GPU: refused with
+    the fix, and the fix, exactly as written, trains (a tiny data set)."""
     import torch
     if torch.cuda.is_available():
-        pytest.skip('only CPU machines refuse AMP')
-    proc = run_tool('tools/train.py',
-                    'configs/dynamixer/dynamixer-s_8xb256_in1k.py',
-                    '--work-dir', str(tmp_path), check=False)
+        pytest.skip('only machines without a GPU refuse AMP')
+    config = 'configs/dynamixer/dynamixer-s_8xb256_in1k.py'
+    data = make_imagenet(str(tmp_path / 'imagenet'))
+    small = [f'{split}_dataloader.{key}' for split in ('train', 'val')
+             for key in (f'dataset.data_root={data}', 'batch_size=4',
+                         'num_workers=0')]
+    proc = run_tool('tools/train.py', config, '--work-dir',
+                    str(tmp_path / 'work'), '--cfg-options', *small,
+                    'train_cfg.max_epochs=1', check=False)
     assert proc.returncode != 0
-    assert 'optim_wrapper.type=OptimWrapper' in proc.stderr
+    fix = '--cfg-options optim_wrapper.type=OptimWrapper'
+    assert f'On CPU, add `{fix}` (float32).' in proc.stderr
+    # the fix exactly as written, added to the same command
+    proc = run_tool('tools/train.py', config, '--work-dir',
+                    str(tmp_path / 'work'), *fix.split(), *small,
+                    'train_cfg.max_epochs=1')
+    assert "dropped its AMP setting 'loss_scale'" in proc.stdout
+    assert osp.exists(tmp_path / 'work' / 'epoch_1.pth')

@@ -1,5 +1,6 @@
-"""A run killed in the middle continues with --resume and ends exactly as a
-run that was never stopped: weights, optimizer, schedulers and logs."""
+"""A run killed in the middle, even in the middle of saving a checkpoint,
+continues with --resume and ends exactly as a run that was never stopped:
+weights, optimizer, schedulers and logs."""
 import glob
 import json
 import os
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from mmdynamixer.utils import load_checkpoint_file
-from mmdx_testing import (REPO, make_imagenet, run_tool,
+from mmdx_testing import (REPO, make_imagenet, run_tool, snapshot,
                           write_tiny_imagenet_config)
 
 TESTS = osp.join(REPO, 'tests')
@@ -39,11 +40,6 @@ def scalars(work_dir):
     return merged
 
 
-def snapshot(work_dir):
-    return {p: (os.path.getsize(p), os.path.getmtime(p))
-            for p in glob.glob(osp.join(work_dir, '**'), recursive=True)}
-
-
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('resume')
@@ -63,7 +59,8 @@ def runs(tmp_path_factory):
     assert killed.returncode == -9  # SIGKILL, 4 iterations per epoch
     assert osp.exists(osp.join(resumed, 'epoch_2.pth'))
     assert not osp.exists(osp.join(resumed, 'epoch_3.pth'))
-    return dict(tmp=tmp, plain=plain, full=full, resumed=resumed)
+    return dict(tmp=tmp, plain=plain, full=full, resumed=resumed, data=data,
+                env=env)
 
 
 def test_corrupted_checkpoint_is_a_clear_error_and_changes_nothing(runs):
@@ -107,3 +104,73 @@ def test_resumed_run_equals_uninterrupted_run(runs):
         assert hub_a[key].data[0].tolist() == hub_b[key].data[0].tolist()
     logs_a, logs_b = scalars(runs['full']), scalars(runs['resumed'])
     assert len(logs_a) == 16 + 4 and logs_a == logs_b
+
+
+def assert_same_training_state(path_a, path_b):
+    a, b = load_checkpoint_file(path_a), load_checkpoint_file(path_b)
+    assert a['meta']['iter'] == b['meta']['iter']
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    for idx, state in a['optimizer']['state'].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(
+                b['optimizer']['state'][idx][name])), name
+
+
+# one kept checkpoint and a best one: what MMEngine alone would lose
+KEEP_ONE = """
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(
+    interval=1, max_keep_ckpts=1, save_best='accuracy/top1', rule='greater'))
+"""
+
+
+def incomplete(work):
+    return glob.glob(osp.join(work, '.*.incomplete'))
+
+
+@pytest.mark.parametrize('name,point,nth', [
+    ('epoch_3.pth', 'write', 1),    # torn temporary file
+    ('epoch_3.pth', 'rename', 1),   # complete, last_checkpoint not updated
+    ('best_', 'write', 2),          # replacing the first best
+])
+def test_kill_during_a_save_then_resume(runs, name, point, nth):
+    tmp = runs['tmp']
+    work = str(tmp / f'killed-{name}-{point}')
+    crash = write_tiny_imagenet_config(
+        tmp / f'crash-{name}-{point}.py', runs['data'], random_aug=True,
+        max_epochs=4, extra=KEEP_ONE + f"""
+custom_imports = dict(imports=['mmdynamixer', 'mmdx_crash_hook'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='EpochSeedHook'),
+                dict(type='KillDuringSaveHook', name={name!r},
+                     point={point!r}, nth={nth})]
+""")
+    killed = run_tool('tools/train.py', crash, '--work-dir', work,
+                      env=runs['env'], check=False)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    # the moment of the kill: a complete checkpoint to resume from, and
+    # always a best checkpoint once one was saved
+    last = open(osp.join(work, 'last_checkpoint')).read()
+    assert osp.basename(last) == 'epoch_2.pth' if name == 'epoch_3.pth' \
+        else osp.basename(last).startswith('epoch_')
+    load_checkpoint_file(last)  # complete
+    best = glob.glob(osp.join(work, 'best_*.pth'))
+    assert len(best) == 1
+    load_checkpoint_file(best[0])
+    if point == 'write':
+        assert len(incomplete(work)) == 1
+        assert not osp.exists(osp.join(work, 'epoch_3.pth')) or \
+            name != 'epoch_3.pth'
+    plain = write_tiny_imagenet_config(tmp / f'keep-{name}-{point}.py',
+                                       runs['data'], random_aug=True,
+                                       max_epochs=4, extra=KEEP_ONE)
+    resumed = run_tool('tools/train.py', plain, '--work-dir', work,
+                       '--resume')
+    assert not incomplete(work)
+    if point == 'write':
+        assert 'the temporary file of a save that was interrupted' in \
+            resumed.stdout + resumed.stderr
+    assert sorted(osp.basename(p) for p in glob.glob(
+        osp.join(work, 'epoch_*.pth'))) == ['epoch_4.pth']
+    assert_same_training_state(osp.join(runs['full'], 'epoch_4.pth'),
+                               osp.join(work, 'epoch_4.pth'))

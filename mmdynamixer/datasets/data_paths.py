@@ -1,0 +1,75 @@
+# Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
+"""A missing data root or annotation file: one clear error, before a run
+starts, naming the path and where the README says how to prepare it."""
+import os.path as osp
+
+# dataset type: (README section, folders it needs under data_root)
+PREPARATION = {
+    'ImageNet': ('ImageNet-1K (the published recipe, 8 GPUs)', ()),
+    'CIFAR10': ('CIFAR-10/100 transfer from an ImageNet checkpoint',
+                ('cifar-10-batches-py', )),
+    'CIFAR100': ('CIFAR-10/100 transfer from an ImageNet checkpoint',
+                 ('cifar-100-python', )),
+    'CustomDataset': ('Quick start', ()),
+    'CocoDataset': ('Data for detection and segmentation', ()),
+    'ADE20KDataset': ('Data for detection and segmentation', ()),
+}
+
+
+def _datasets(dataset: dict, where: str):
+    """``(where, cfg)`` of a dataset config and of those it wraps."""
+    yield where, dataset
+    inner = dataset.get('dataset')
+    if isinstance(inner, dict):
+        yield from _datasets(inner, where + '.dataset')
+    for i, inner in enumerate(dataset.get('datasets') or ()):
+        if isinstance(inner, dict):
+            yield from _datasets(inner, f'{where}.datasets.{i}')
+
+
+def _paths(dataset: dict):
+    """``(field, path)`` of the files and folders a dataset config names."""
+    root = dataset.get('data_root') or ''
+    if root:
+        yield 'data_root', root
+    ann_file = dataset.get('ann_file')
+    if isinstance(ann_file, str) and ann_file:
+        yield 'ann_file', osp.join(root, ann_file)
+    prefix = dataset.get('data_prefix')
+    prefixes = prefix.items() if isinstance(prefix, dict) else \
+        [('', prefix)] if isinstance(prefix, str) else []
+    for key, value in prefixes:
+        if isinstance(value, str) and value and '://' not in value:
+            yield f'data_prefix{"." + key if key else ""}', osp.join(
+                root, value)
+    kind = str(dataset.get('type', '')).split('.')[-1]
+    for folder in PREPARATION.get(kind, ('', ()))[1]:
+        yield 'data_root', osp.join(root, folder)
+    if kind == 'ImageNet' and dataset.get('split') and not prefix:
+        yield 'split', osp.join(root, dataset['split'])  # its image folder
+
+
+def check_data_paths(cfg, dataloaders=('train_dataloader', 'val_dataloader',
+                                       'test_dataloader')) -> None:
+    """Raise FileNotFoundError for the first missing data path of the
+    ``dataloaders`` of ``cfg``."""
+    for name in dataloaders:
+        loader = cfg.get(name)
+        if not loader or not isinstance(loader.get('dataset'), dict):
+            continue
+        for where, dataset in _datasets(loader.dataset, f'{name}.dataset'):
+            kind = str(dataset.get('type', '')).split('.')[-1]
+            for field, path in _paths(dataset):
+                if '://' in path or osp.exists(path):
+                    continue
+                section, _ = PREPARATION.get(kind, (None, ()))
+                how = (f'Prepare it as the README\'s "{section}" section '
+                       'says' if section else
+                       f'Prepare the {kind} data set as its library documents')
+                raise FileNotFoundError(
+                    f'{kind} data not found: {path} does not exist ({where}.'
+                    f'{field}). {how}, or point the config at your copy with '
+                    f'`--cfg-options {where}.data_root=DIR`.')
+
+
+__all__ = ['PREPARATION', 'check_data_paths']

@@ -1,0 +1,160 @@
+"""Bad data through the real tools: an unreadable or truncated image stops
+the run naming the file and its index, or, with image_check.skip_bad, is
+skipped and counted until too many are bad; a missing data root or
+annotation file names the path and the README section on preparing it."""
+import os.path as osp
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from mmdynamixer.datasets import image_file_problem
+from mmdx_testing import (REPO, make_imagenet, run_tool, snapshot,
+                          write_tiny_imagenet_config)
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = make_imagenet(str(tmp_path / 'imagenet'), num_classes=4,
+                         train_per_class=4, val_per_class=1)
+    config = write_tiny_imagenet_config(tmp_path / 'tiny.py', root,
+                                        max_epochs=2)
+    lines = open(osp.join(root, 'meta', 'train.txt')).read().split('\n')
+    train = [osp.join(root, 'train', line.split()[0]) for line in lines
+             if line]
+    return dict(root=root, config=config, train=train, tmp=tmp_path)
+
+
+def truncate(path):
+    with open(path, 'r+b') as f:
+        f.truncate(osp.getsize(path) // 2)
+
+
+def test_image_file_problem_reads_the_end_markers(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8)
+    for ext in ('jpg', 'png'):
+        path = str(tmp_path / f'a.{ext}')
+        cv2.imwrite(path, image)
+        assert image_file_problem(path) is None
+        with open(path, 'ab') as f:  # data after the end marker: still fine
+            f.write(b'x' * 100)
+        assert image_file_problem(path) is None
+        cv2.imwrite(path, image)
+        truncate(path)
+        assert image_file_problem(path).startswith('truncated')
+        # and the plain decoders would not have said so for a JPEG
+        if ext == 'jpg':
+            assert cv2.imread(path) is not None
+    open(tmp_path / 'empty.jpg', 'wb').close()
+    assert image_file_problem(str(tmp_path / 'empty.jpg')) == 'empty file'
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'unreadable'])
+def test_bad_image_stops_naming_file_and_index(data, damage):
+    index = 5
+    path = data['train'][index]
+    if damage == 'truncated':
+        truncate(path)
+    else:
+        with open(path, 'wb') as f:
+            f.write(b'\xff\xd8 not a jpeg at all')
+    work = data['tmp'] / 'work'
+    work.mkdir()
+    (work / 'notes.txt').write_text('kept')
+    before = snapshot(str(work))
+    proc = run_tool('tools/train.py', data['config'], '--work-dir', str(work),
+                    check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('mmdynamixer.datasets.image_integrity.'
+                           'BadImageError: Bad image at index 5 of ImageNet '
+                           f'(16 samples): {path}'), last
+    assert 'image_check.skip_bad=True' in last
+    now = snapshot(str(work))
+    assert {p: now[p] for p in before} == before
+    assert not [p for p in now if p.endswith('.pth')]
+
+
+def test_skip_bad_skips_counts_and_trains(data):
+    for i in (3, 9):
+        truncate(data['train'][i])
+    proc = run_tool('tools/train.py', data['config'], '--work-dir',
+                    str(data['tmp'] / 'work'), '--cfg-options',
+                    'image_check.skip_bad=True',
+                    'image_check.max_bad_fraction=0.2')
+    log = proc.stdout + proc.stderr
+    skipped = re.findall(r'Skipped \((\d+) so far\): Bad image at index '
+                         r'(\d+)', log)
+    # in the order the shuffled sampler met them, each counted
+    assert [count for count, _ in skipped] == ['1', '2'], log[-3000:]
+    assert sorted(index for _, index in skipped) == ['3', '9']
+    assert osp.exists(data['tmp'] / 'work' / 'epoch_1.pth')
+
+
+def test_skip_bad_stops_above_the_fraction(data):
+    for i in (1, 4, 7, 10):
+        truncate(data['train'][i])
+    proc = run_tool('tools/train.py', data['config'], '--work-dir',
+                    str(data['tmp'] / 'work'), '--cfg-options',
+                    'image_check.skip_bad=True',
+                    'image_check.max_bad_fraction=0.2', check=False)
+    assert proc.returncode != 0
+    assert re.search(r'TooManyBadImagesError: 4 bad images exceed '
+                     r'max_bad_fraction=0.2 of 16 samples', proc.stderr), \
+        proc.stderr[-2000:]
+
+
+def test_skip_bad_is_refused_for_evaluation(data):
+    """Skipping evaluation images would change the metric: tools/test.py
+    applies image_check to the training set only, and a hand-written
+    wrapper of an evaluation set with skip_bad is refused."""
+    from mmdynamixer.datasets import ImageIntegrityDataset
+    with pytest.raises(ValueError, match='training data only'):
+        ImageIntegrityDataset(dict(type='mmpretrain.ImageNet',
+                                   data_root=data['root'], split='val',
+                                   test_mode=True, pipeline=[]),
+                              skip_bad=True)
+
+
+def readme_sections():
+    text = open(osp.join(REPO, 'README.md')).read()
+    return {line.lstrip('#').strip() for line in text.splitlines()
+            if line.startswith('#')}
+
+
+@pytest.mark.parametrize('what', ['data_root', 'ann_file'])
+def test_missing_data_names_path_and_readme_section(data, what):
+    if what == 'data_root':
+        missing = str(data['tmp'] / 'nowhere')
+        options = [f'train_dataloader.dataset.data_root={missing}']
+    else:
+        shutil.move(osp.join(data['root'], 'meta', 'train.txt'),
+                    osp.join(data['root'], 'meta', 'moved.txt'))
+        missing = osp.join(data['root'], 'meta/train.txt')
+        options = ['train_dataloader.dataset.ann_file=meta/train.txt']
+    proc = run_tool('tools/train.py', data['config'], '--work-dir',
+                    str(data['tmp'] / 'work'), '--cfg-options', *options,
+                    check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    section = 'ImageNet-1K (the published recipe, 8 GPUs)'
+    assert last == (
+        f'FileNotFoundError: ImageNet data not found: {missing} does not '
+        f'exist (train_dataloader.dataset.{what}). Prepare it as the '
+        f'README\'s "{section}" section says, or point the config at your '
+        'copy with `--cfg-options train_dataloader.dataset.data_root=DIR`.'
+    ), last
+    assert section in readme_sections()
+    if what == 'data_root':  # the fix, as written, with the real root
+        run_tool('tools/train.py', data['config'], '--work-dir',
+                 str(data['tmp'] / 'work'), '--cfg-options',
+                 f'train_dataloader.dataset.data_root={data["root"]}')
+
+
+def test_every_named_readme_section_exists():
+    from mmdynamixer.datasets.data_paths import PREPARATION
+    sections = readme_sections()
+    for kind, (section, _) in PREPARATION.items():
+        assert section in sections, (kind, section)
