@@ -194,6 +194,11 @@ def check_state_dict(module, state_dict: dict, source: str = 'checkpoint',
                   level=30)
         return fresh_missing + missing + [m.split(':')[0] for m in mismatched]
     hints = list(hints)
+    # the module, or a model's backbone, may know why (e.g. output norms)
+    for part, prefix in ((module, ''),
+                         (getattr(module, 'backbone', None), 'backbone.')):
+        if hasattr(part, 'mismatch_hints'):
+            hints += part.mismatch_hints(missing, unexpected, prefix)
     if mismatched and hasattr(module, 'img_size'):
         hints.append('A fixed-size DynaMixer sizes its generators to the '
                      'token grid: build it with the arch and img_size the '

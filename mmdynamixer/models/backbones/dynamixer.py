@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """DynaMixer: A Vision MLP Architecture with Dynamic Mixing (ICML 2022)."""
+import re
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -247,6 +248,13 @@ class DynaMixer(BaseBackbone):
             (S, M) and 0.3 (L). Defaults to 0.
         out_indices (int | Sequence[int]): Stages whose output is returned.
             Defaults to -1 (the last stage).
+        norm_outputs (bool): Put a norm layer (``norm{i}``, of ``norm_cfg``)
+            on the output of each stage of ``out_indices``, as Swin and
+            ConvNeXt do for the necks of detectors and segmenters: the raw
+            residual streams grow with depth and differ in scale between
+            stages. New layers: an ImageNet checkpoint lacks them, and
+            they start from their init (:meth:`fresh_keys`). Defaults to
+            False (the published classifier, unchanged).
         frozen_stages (int): Stages to freeze (the first ``frozen_stages``
             stages with their patch embedding / downsampling; parameters stop
             updating and stay in eval mode). 0 freezes nothing. Defaults to 0.
@@ -312,6 +320,7 @@ class DynaMixer(BaseBackbone):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  out_indices: Union[int, Sequence[int]] = -1,
+                 norm_outputs: bool = False,
                  frozen_stages: int = 0,
                  norm_cfg: Dict = dict(type='LN', eps=1e-5),
                  act_cfg: Dict = dict(type='GELU'),
@@ -379,6 +388,11 @@ class DynaMixer(BaseBackbone):
                     proj_drop=drop_rate,
                     window_strides=strides[i]) for j in range(depths[i])
             ]))
+        self.norm_outputs = norm_outputs
+        if norm_outputs:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}', build_norm_layer(
+                    norm_cfg, self.embed_dims[i])[1])
         self._freeze_stages()
         # every later load_state_dict into the backbone, by any library or
         # tool, must fit it exactly (MMEngine's loaders are not strict)
@@ -496,8 +510,68 @@ class DynaMixer(BaseBackbone):
 
     def fresh_keys(self) -> tuple:
         """Keys a pretrained checkpoint may lack, all together: layers that
-        this configuration adds on top of the published model."""
-        return ()
+        this configuration adds on top of the published model (the output
+        norms of ``norm_outputs``)."""
+        if not self.norm_outputs:
+            return ()
+        return tuple(f'norm{i}.{name}' for i in self.out_indices
+                     for name, _ in getattr(self, f'norm{i}')
+                     .named_parameters())
+
+    def mismatch_hints(self, missing, unexpected, prefix: str = '') -> list:
+        """Hints for a checkpoint whose output norms do not match this
+        backbone's (a dense model's checkpoint, built with other
+        ``out_indices`` or without ``norm_outputs``)."""
+        def stages(keys):
+            found = (re.fullmatch(rf'{re.escape(prefix)}norm(\d+)\..+', k)
+                     for k in keys)
+            return {int(m.group(1)) for m in found if m}
+
+        own = set(self.out_indices) if self.norm_outputs else set()
+        theirs = (own - stages(missing)) | stages(unexpected)
+        if theirs == own or not theirs:
+            return []
+        return [f'The checkpoint has output norms for stages '
+                f'{sorted(theirs)}, this backbone for {sorted(own)} '
+                f'(norm_outputs={self.norm_outputs}, out_indices='
+                f'{self.out_indices}): build it with norm_outputs=True, '
+                f'out_indices={tuple(sorted(theirs))}.']
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """The depth of a parameter, for layer-wise learning-rate decay.
+
+        The stem is depth 0 and the ``L`` DynaMixer layers are depths 1 to
+        ``L`` in order; a downsampling layer shares the depth of the first
+        layer after it. The output norms and everything outside the backbone
+        (names without ``prefix``: neck, heads) are depth ``L + 1``: they
+        are new, so they train at the full learning rate.
+
+        Args:
+            param_name (str): The name of the parameter.
+            prefix (str): The prefix of the backbone's parameter names
+                (``'backbone.'`` in a classifier or detector).
+                Defaults to an empty string.
+
+        Returns:
+            Tuple[int, int]: The depth and the number of depths (``L + 2``),
+            as MMPretrain's ``LearningRateDecayOptimWrapperConstructor``
+            takes them: the learning-rate scale is
+            ``rate ** (L + 1 - depth)``.
+        """
+        depths = self.arch_settings['depths']
+        num_layers = sum(depths)
+        if not param_name.startswith(prefix):
+            return num_layers + 1, num_layers + 2
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'downsample_layers':
+            stage = int(parts[1])
+            depth = 0 if stage == 0 else sum(depths[:stage]) + 1
+        elif parts[0] == 'stages':
+            stage, layer = int(parts[1]), int(parts[2])
+            depth = sum(depths[:stage]) + layer + 1
+        else:  # the output norms
+            depth = num_layers + 1
+        return depth, num_layers + 2
 
     def init_weights(self):
         """Initialise, then load a ``Pretrained`` entry of ``init_cfg`` (a
@@ -551,7 +625,9 @@ class DynaMixer(BaseBackbone):
             x = down(x).permute(0, 2, 3, 1)  # tokens channels-last: B H W C
             x = stage(x)
             if i in self.out_indices:
-                outs.append(x.permute(0, 3, 1, 2).contiguous())
+                out = getattr(self, f'norm{i}')(x) if self.norm_outputs \
+                    else x
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
             x = x.permute(0, 3, 1, 2)
         return tuple(outs)
 
