@@ -15,6 +15,7 @@ model = dict(
         arch='s',
         sliding_window=True,
         out_indices=(0, 1),
+        norm_outputs=True,  # a LayerNorm per output (new: starts fresh)
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
                       prefix='backbone.')),
@@ -28,7 +29,9 @@ model = dict(
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
+    constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9))
 
 # mmdynamixer's safety hooks (tools/train.py adds them to any config):
 # checkpoints that a crash cannot tear, load_from/--resume checkpoints that

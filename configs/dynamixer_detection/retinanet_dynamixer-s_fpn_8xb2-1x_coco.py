@@ -15,6 +15,7 @@ model = dict(
         arch='s',
         sliding_window=True,
         out_indices=(0, 1),
+        norm_outputs=True,  # a LayerNorm per output (new: starts fresh)
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
                       prefix='backbone.')),
@@ -22,11 +23,15 @@ model = dict(
     bbox_head=dict(anchor_generator=dict(strides=[7, 14, 28, 56, 112])),
 )
 
-# AdamW, as for other MLP/transformer backbones in MMDetection (e.g. PVT).
+# AdamW, as for other MLP/transformer backbones in MMDetection (e.g. PVT),
+# with layer-wise learning-rate decay: the stem trains at 0.9^19 of lr, each
+# deeper layer faster, the output norms, neck and head at lr.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
+    constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9))
 
 # mmdynamixer's safety hooks (tools/train.py adds them to any config):
 # checkpoints that a crash cannot tear, load_from/--resume checkpoints that

@@ -16,6 +16,7 @@ model = dict(
         arch='s',
         sliding_window=True,
         out_indices=(0, 1),
+        norm_outputs=True,  # a LayerNorm per output (new: starts fresh)
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
                       prefix='backbone.')),
@@ -27,7 +28,9 @@ model = dict(
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
+    constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9))
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=80000,
          by_epoch=False)

@@ -14,6 +14,7 @@ model = dict(
         arch='s',
         sliding_window=True,
         out_indices=(0, 1),
+        norm_outputs=True,  # a LayerNorm per output (new: starts fresh)
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint,
                       prefix='backbone.')),
@@ -28,7 +29,8 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999),
                    weight_decay=0.01),
-    paramwise_cfg=dict(norm_decay_mult=0.))
+    constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9, norm_decay_mult=0.))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
          end=1500),

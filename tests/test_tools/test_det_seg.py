@@ -100,6 +100,7 @@ def assets(tmp_path_factory):
     ckpt = str(tmp / 'dynamixer-s_in1k.pth')
     torch.save({'state_dict': classifier.state_dict()}, ckpt)
     return dict(tmp=tmp, checkpoint=ckpt,
+                backbone_entries=len(classifier.backbone.state_dict()),
                 coco=make_coco(str(tmp / 'coco')),
                 ade=make_ade20k(str(tmp / 'ade')))
 
@@ -109,8 +110,23 @@ def write_child(path, base, overrides):
     return str(path)
 
 
-def train_and_test(config, work, checkpoint_glob):
-    run_tool('tools/train.py', config, '--work-dir', str(work))
+FRESH_NORMS = ('DynaMixer: 4 keys are not in {} and start from their init '
+               '(layers added on top of it): norm0.bias, norm0.weight, '
+               'norm1.bias, norm1.weight')
+LEFT_OUT_HEAD = ("{}: loading the {} entries under 'backbone.'; left out 4 "
+                 'others: head.fc.bias, head.fc.weight, head.norm.bias, '
+                 'head.norm.weight')
+
+
+def train_and_test(config, work, checkpoint_glob, imagenet=None):
+    """Train with tools/train.py (the backbone from the ImageNet checkpoint
+    ``imagenet``: strictly, with exactly the output norms new and the
+    classifier's head left out), then evaluate with tools/test.py."""
+    log = run_tool('tools/train.py', config, '--work-dir', str(work)).stdout
+    if imagenet:
+        assert FRESH_NORMS.format(imagenet['checkpoint']) in log, log[-3000:]
+        assert LEFT_OUT_HEAD.format(imagenet['checkpoint'],
+                                    imagenet['backbone_entries']) in log
     ckpt = sorted(glob.glob(str(work / checkpoint_glob)))[-1]
     out = run_tool('tools/test.py', config, ckpt, '--work-dir',
                    str(work / 'test')).stdout
@@ -122,7 +138,7 @@ def test_detection_config_trains_and_evaluates(config, assets, tmp_path):
     masks = 'mask-rcnn' in config
     child = write_child(tmp_path / 'cfg.py', config, det_overrides(
         assets['coco'], assets['checkpoint'], masks))
-    metrics = train_and_test(child, tmp_path / 'work', 'epoch_1.pth')
+    metrics = train_and_test(child, tmp_path / 'work', 'epoch_1.pth', assets)
     assert 0 <= metrics['coco/bbox_mAP'] <= 1
     if masks:
         assert 0 <= metrics['coco/segm_mAP'] <= 1
@@ -132,7 +148,7 @@ def test_detection_config_trains_and_evaluates(config, assets, tmp_path):
 def test_segmentation_config_trains_and_evaluates(config, assets, tmp_path):
     child = write_child(tmp_path / 'cfg.py', config, seg_overrides(
         assets['ade'], assets['checkpoint']))
-    metrics = train_and_test(child, tmp_path / 'work', 'iter_2.pth')
+    metrics = train_and_test(child, tmp_path / 'work', 'iter_2.pth', assets)
     assert 0 <= metrics['mIoU'] <= 100 and 'aAcc' in metrics
 
 
@@ -168,3 +184,31 @@ def test_readme_swap_on_stock_configs_trains(marker, overrides, assets,
     assert runner.iter >= 1
     assert type(runner.model.backbone).__name__ == 'DynaMixer'
     assert runner.model.backbone.sliding_window
+    assert runner.model.backbone.norm_outputs
+    # (MMEngine adds a group of its own that records the base settings)
+    scales = [g['lr_scale'] for g in runner.optim_wrapper.param_groups
+              if 'param_name' in g]
+    assert min(scales) == pytest.approx(0.9**19) and max(scales) == 1
+
+
+def test_stride_mismatch_stops_the_tool_naming_the_fix(assets, tmp_path):
+    """Anchors of a stock stride-8 detector on DynaMixer (strides 7, 14):
+    tools/train.py stops when the model is built, naming the setting and
+    the real strides (the value it names is the config's own, which
+    test_dense_configs_pass_the_checks builds)."""
+    config, = [c for c in DET if 'retinanet' in c]
+    child = write_child(tmp_path / 'cfg.py', config, det_overrides(
+        assets['coco'], assets['checkpoint'], False))
+    wrong = 'model.bbox_head.anchor_generator.strides=[8,16,32,64,128]'
+    proc = run_tool('tools/train.py', child, '--work-dir',
+                    str(tmp_path / 'work'), '--cfg-options', wrong,
+                    check=False)
+    assert proc.returncode != 0
+    fix = ('set model.bbox_head.anchor_generator.strides=[7, 14, 28, 56, '
+           '112].')
+    assert ('model.bbox_head.anchor_generator.strides=[8, 16, 32, 64, 128], '
+            'but the DynaMixer backbone and the neck give feature maps of '
+            f'strides [7, 14, 28, 56, 112]: {fix}') in proc.stderr, \
+        proc.stderr[-3000:]
+    assert 'Epoch(train)' not in proc.stdout
+    assert not glob.glob(str(tmp_path / 'work' / '*.pth'))
