@@ -1,0 +1,99 @@
+# Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
+"""Grad-CAM of a DynaMixer classifier on one image.
+
+MMPretrain's ``tools/visualization/vis_cam.py`` (through pytorch-grad-cam)
+expects ``(B, C, H, W)`` feature maps; DynaMixer's layers give channels-last
+``(B, H, W, C)`` token grids. This tool takes the same arguments as
+MMPretrain's (``img config checkpoint``, ``--target-layers``,
+``--target-category``, ``--save-path``, ``--show``) and computes Grad-CAM
+for that layout itself (:mod:`mmdynamixer.visualization.grad_cam`), with
+the last DynaMixer layer as the default target. Any image size the model
+takes; the image is shown as the config's test pipeline feeds it.
+
+Example:
+    python tools/visualization/vis_cam.py data/digits/test/3/0003.png \\
+        configs/dynamixer/dynamixer-tiny_1xb64_digits.py \\
+        work_dirs/dynamixer-tiny_1xb64_digits/best_accuracy_top1_epoch_30.pth \\
+        --save-path cam.png
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+import mmdynamixer  # noqa: F401 registers DynaMixer
+from mmdynamixer.engine.hooks import atomic_write
+from mmdynamixer.utils.tool_utils import load_config
+from mmdynamixer.visualization import (cam_figure, cam_on_image,
+                                       figure_png, find_dynamixer, grad_cam,
+                                       init_classifier, pipeline_image)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('img', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint of the config\'s model')
+    parser.add_argument('--target-layers', default=None,
+                        help='module name of the target layer, e.g. '
+                        '"backbone.stages.1.1" (default: the last DynaMixer '
+                        'layer)')
+    parser.add_argument('--target-category', type=int, default=None,
+                        help='class to explain (default: the predicted one)')
+    parser.add_argument('--save-path', default=None,
+                        help='PNG to write (default: IMG-cam.png in the '
+                        'current dir)')
+    parser.add_argument('--show', action='store_true',
+                        help='show the figure in a window instead')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(argv)
+    args.work_dir = None
+    return args
+
+
+def find_layer(model, name):
+    """The module ``name`` of ``model``, or the default target layer; an
+    unknown name or a module that is not a DynaMixer layer names the valid
+    ones."""
+    backbone = find_dynamixer(model)
+    layers = {f'backbone.stages.{i}.{j}': layer
+              for i, stage in enumerate(backbone.stages)
+              for j, layer in enumerate(stage)}
+    if name is None:
+        return list(layers)[-1], list(layers.values())[-1]
+    if name not in layers:
+        names = list(layers)
+        raise ValueError(
+            f'--target-layers {name!r} is not a DynaMixer layer of this '
+            f'model: valid are {names[0]} .. {names[-1]} (stage.layer, e.g. '
+            f'{names[-1]}).')
+    return name, layers[name]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)
+    model = init_classifier(cfg, args.checkpoint)
+    name, layer = find_layer(model, args.target_layers)
+    image, inputs = pipeline_image(cfg, model, args.img)
+    cam, category, score = grad_cam(model, inputs, layer,
+                                    args.target_category)
+    stage = int(name.split('.')[2])
+    token_pixels = model.backbone.patch_size * 2**stage
+    up = cam_on_image(cam, image.shape[:2], token_pixels).numpy()
+    classes = (getattr(model, '_dataset_meta', None) or {}).get('classes')
+    label = classes[category] if classes else category
+    fig = cam_figure(image, up, f'{osp.basename(args.img)}: class {label} '
+                     f'({score:.1%}), {name}')
+    if args.show:
+        import matplotlib.pyplot as plt
+        plt.show()
+        return
+    out = args.save_path or \
+        f'{osp.splitext(osp.basename(args.img))[0]}-cam.png'
+    atomic_write(out, figure_png(fig))  # never a partial file
+    print(f'Wrote {out}: class {label} ({score:.1%}) at {name}')
+
+
+if __name__ == '__main__':
+    main()
