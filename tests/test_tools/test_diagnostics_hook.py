@@ -122,3 +122,57 @@ def test_refuses_a_model_without_dynamixer(data, tmp_path):
     cfg.work_dir = str(tmp_path / 'work')
     with pytest.raises(ValueError, match='needs a model with a DynaMixer'):
         Runner.from_cfg(cfg).train()
+
+
+def test_probe_pictures_reach_tensorboard_and_vis_image(data, tmp_path):
+    """With probe_images, the hook's mixing pictures appear in the
+    TensorBoard event file (as images, at the drawing iterations) and in
+    LocalVisBackend's vis_image folder."""
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    probe = sorted(glob.glob(osp.join(data, 'val', '*.JPEG')))[0]
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data,
+                                        extra=TENSORBOARD)
+    cfg = Config.fromfile(config)
+    cfg.custom_hooks[1].update(probe_images=[probe], image_interval=3)
+    cfg.work_dir = str(tmp_path / 'work')
+    Runner.from_cfg(cfg).train()
+    run_dir = glob.glob(str(tmp_path / 'work' / '*' / 'vis_data'))[0]
+    events = EventAccumulator(glob.glob(osp.join(run_dir, 'events.out.*'))[0],
+                              size_guidance={'images': 0})
+    events.Reload()
+    tag = 'dynamixer_mixing_' + osp.splitext(osp.basename(probe))[0]
+    assert tag in events.Tags()['images']
+    # every 3rd of 8 iterations, and after the last
+    assert [e.step for e in events.Images(tag)] == [3, 6, 8]
+    assert events.Images(tag)[0].height > 300
+    pngs = glob.glob(osp.join(run_dir, 'vis_image', '**', '*.png'),
+                     recursive=True)
+    assert len(pngs) == 3
+
+
+def test_plot_diagnostics_draws_the_logged_series(data, tmp_path):
+    """tools/analysis_tools/plot_diagnostics.py reads a run's scalars.json:
+    the series it plots are exactly the logged values."""
+    import importlib.util
+    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
+    work = tmp_path / 'work'
+    run_tool('tools/train.py', config, '--work-dir', str(work))
+    scalars = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))[0]
+    out = tmp_path / 'diag.png'
+    proc = run_tool('tools/analysis_tools/plot_diagnostics.py', scalars,
+                    '--tokens', '8', '4', '--out-file', str(out))
+    assert f'Wrote {out}' in proc.stdout and out.stat().st_size > 10000
+    spec = importlib.util.spec_from_file_location(
+        'plot_diagnostics', 'tools/analysis_tools/plot_diagnostics.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    series = tool.load_series(scalars)
+    lines = [json.loads(l) for l in open(scalars) if '"loss"' in l]
+    key = 'dynamixer/stage0_entropy_h'
+    assert series[key] == ([l['step'] for l in lines],
+                           [l[key] for l in lines])
+    assert len(series) == 2 * 5 + 1  # 2 entropies, 3 weights per stage
+    proc = run_tool('tools/analysis_tools/plot_diagnostics.py',
+                    str(tmp_path / 'missing.json'), check=False)
+    assert 'not found: give the scalars.json of a run' in proc.stderr

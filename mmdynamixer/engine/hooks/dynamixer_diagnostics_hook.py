@@ -1,13 +1,16 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
+import os.path as osp
 from collections import defaultdict
-from typing import Optional
+from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ...models.backbones import DynaMixer
+from ...visualization import (layer_mixing, mixing_figure, pipeline_image)
 
 
 @HOOKS.register_module()
@@ -31,18 +34,47 @@ class DynaMixerDiagnosticsHook(Hook):
     untouched. On a logging iteration the mixing weights are recomputed from
     the op inputs under ``no_grad`` (no extra forward pass of the model).
 
+    With ``probe_images``, every ``image_interval`` iterations it also draws
+    the mixing of fixed probe images (as ``tools/visualization/
+    vis_mixing.py`` does: the column and row weights of ``probe_tokens``,
+    the full matrices, the branch weights) at layer ``probe_layer`` and
+    sends each picture to the runner's visualizer as
+    ``dynamixer_mixing_<image name>`` (``vis_image/`` of
+    ``LocalVisBackend``, TensorBoard's images, ...). The probes run in eval
+    mode, outside the training step, with the config's test pipeline.
+
     Args:
         interval (int): Log every ``interval`` training iterations; match
             the ``LoggerHook`` interval so every log line has fresh values.
             Defaults to 100.
+        probe_images (Sequence[str]): Image files to draw the mixing of.
+            Defaults to none.
+        image_interval (int): Draw them every ``image_interval`` training
+            iterations (and after the last). Defaults to 1000.
+        probe_layer (tuple): ``(stage, layer)`` to draw. Defaults to
+            ``(0, -1)``, the last layer of the first stage.
+        probe_tokens (Sequence[tuple], optional): ``(row, col)`` tokens to
+            draw; defaults to the centre of the token grid.
     """
     # Before LoggerHook (BELOW_NORMAL), which reads the message hub.
     priority = 'NORMAL'
 
-    def __init__(self, interval: int = 100):
+    def __init__(self, interval: int = 100,
+                 probe_images: Sequence[str] = (),
+                 image_interval: int = 1000,
+                 probe_layer: tuple = (0, -1),
+                 probe_tokens: Optional[Sequence[tuple]] = None):
         if interval <= 0:
             raise ValueError(f'interval must be positive, got {interval}')
+        if image_interval <= 0:
+            raise ValueError(
+                f'image_interval must be positive, got {image_interval}')
         self.interval = interval
+        self.probe_images = list(probe_images)
+        self.image_interval = image_interval
+        self.probe_layer = tuple(probe_layer)
+        self.probe_tokens = [tuple(t) for t in probe_tokens] \
+            if probe_tokens else None
         self._handles = []
         self._sums = defaultdict(float)
         self._counts = defaultdict(int)
@@ -58,6 +90,12 @@ class DynaMixerDiagnosticsHook(Hook):
             raise ValueError('DynaMixerDiagnosticsHook needs a model with a '
                              'DynaMixer backbone; remove it from custom_hooks '
                              'for other models.')
+        missing = [p for p in self.probe_images if not osp.isfile(p)]
+        if missing:
+            raise FileNotFoundError(
+                f'DynaMixerDiagnosticsHook: probe_images not found: '
+                f'{missing}. Give existing image files, or remove '
+                'probe_images.')
 
     def _add(self, key: str, value: float):
         self._sums[key] += value
@@ -107,6 +145,10 @@ class DynaMixerDiagnosticsHook(Hook):
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
+        if self.probe_images and (
+                self.every_n_train_iters(runner, self.image_interval) or
+                self.is_last_train_iter(runner)):
+            self.draw_probes(runner)
         if not self._handles:
             return
         self._remove_handles()
@@ -116,6 +158,29 @@ class DynaMixerDiagnosticsHook(Hook):
         self._sums.clear()
         self._counts.clear()
 
+    def draw_probes(self, runner) -> None:
+        """Send the mixing pictures of the probe images to the visualizer."""
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        was_training = model.training
+        model.eval()
+        try:
+            for path in self.probe_images:
+                image, inputs = pipeline_image(runner.cfg, model, path)
+                mixing = layer_mixing(model, inputs, *self.probe_layer)
+                H, W = mixing.grid
+                tokens = self.probe_tokens or [(H // 2, W // 2)]
+                stage, layer = self.probe_layer
+                fig = mixing_figure(
+                    image, mixing, tokens, title=f'{osp.basename(path)}: '
+                    f'stage {stage}, layer {layer}, iteration '
+                    f'{runner.iter + 1}')
+                runner.visualizer.add_image(
+                    f'dynamixer_mixing_{osp.splitext(osp.basename(path))[0]}',
+                    figure_rgb(fig), step=runner.iter + 1)
+        finally:
+            model.train(was_training)
+
     def _remove_handles(self):
         for handle in self._handles:
             handle.remove()
@@ -124,3 +189,11 @@ class DynaMixerDiagnosticsHook(Hook):
     def after_run(self, runner) -> None:
         self._remove_handles()  # e.g. after an exception mid-iteration
 
+
+def figure_rgb(fig) -> np.ndarray:
+    """A matplotlib figure as an RGB ``uint8`` array (closed afterwards)."""
+    import matplotlib.pyplot as plt
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
