@@ -4,6 +4,7 @@ Runner, and this package's tools/train.py and tools/test.py."""
 import glob
 import json
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -103,3 +104,22 @@ def test_test_tool_rejects_corrupted_checkpoint(trained, tmp_path):
                     check=False)
     assert proc.returncode != 0
     assert 'corrupted or truncated' in proc.stderr
+
+
+def test_vis_tools_on_the_trained_model(trained, tmp_path):
+    """vis_mixing.py and vis_cam.py draw the trained model's pictures of a
+    real test image (the README's commands, with the test's paths)."""
+    root, work = trained
+    best = glob.glob(str(work / 'best_accuracy_top1_epoch_*.pth'))[0]
+    image = sorted(glob.glob(str(root / 'test' / '3' / '*.png')))[0]
+    options = ['--cfg-options', *data_options(root)]
+    out = tmp_path / 'mixing.png'
+    run_tool('tools/visualization/vis_mixing.py', CONFIG, best, image,
+             '--stage', '0', '--layer', '-1', '--tokens', '2,3', '5,4',
+             '--out-file', str(out), *options)
+    cam = tmp_path / 'cam.png'
+    proc = run_tool('tools/visualization/vis_cam.py', image, CONFIG, best,
+                    '--save-path', str(cam), *options)
+    assert re.search(r'class \d \(\d+\.\d%\) at backbone\.stages\.1\.1',
+                     proc.stdout), proc.stdout
+    assert out.stat().st_size > 10000 and cam.stat().st_size > 10000
