@@ -1,11 +1,10 @@
-from .grad_cam import (cam_on_image, default_target_layer, grad_cam,
-                       target_layer)
+from .grad_cam import cam_on_image, default_target_layer, grad_cam
 from .mixing import (LayerMixing, check_position, check_tokens,
                      effective_matrices, find_dynamixer, layer_mixing)
 from .model_input import init_classifier, pipeline_image
 from .plots import cam_figure, figure_png, mixing_figure
 
-__all__ = ['LayerMixing', 'cam_figure', 'cam_on_image', 'check_position', 'check_tokens',
-           'default_target_layer', 'effective_matrices', 'figure_png',
-           'find_dynamixer', 'grad_cam', 'init_classifier', 'layer_mixing',
-           'mixing_figure', 'pipeline_image', 'target_layer']
+__all__ = ['LayerMixing', 'cam_figure', 'cam_on_image', 'check_position',
+           'check_tokens', 'default_target_layer', 'effective_matrices',
+           'figure_png', 'find_dynamixer', 'grad_cam', 'init_classifier',
+           'layer_mixing', 'mixing_figure', 'pipeline_image']

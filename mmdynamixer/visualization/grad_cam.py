@@ -12,26 +12,13 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .mixing import check_position, find_dynamixer
+from .mixing import find_dynamixer
 
 
 def default_target_layer(model):
     """The last DynaMixer layer: the finest features the head reads."""
     backbone = find_dynamixer(model)
     return backbone.stages[-1][-1]
-
-
-def target_layer(model, stage: Optional[int] = None,
-                 layer: Optional[int] = None):
-    """Layer ``layer`` of stage ``stage`` of the DynaMixer backbone (the
-    last layer by default), with the valid ranges named when out of
-    range."""
-    backbone = find_dynamixer(model)
-    if stage is None and layer is None:
-        return default_target_layer(model)
-    stage, layer = check_position(backbone, -1 if stage is None else stage,
-                                  -1 if layer is None else layer)
-    return backbone.stages[stage][layer]
 
 
 def grad_cam(model, inputs: torch.Tensor, layer,

@@ -44,8 +44,9 @@ class LayerMixing:
         grid = torch.zeros(H, W)
         matrices = self.cols if op == 'h' else self.rows
         if matrices is None:
-            raise ValueError(f"This layer has no {'column' if op == 'h' else 'row'} "
-                             'op (see its branches).')
+            kind = 'column' if op == 'h' else 'row'
+            raise ValueError(f'This layer has no {kind} op (see its '
+                             'branches).')
         if op == 'h':
             weights = matrices[c, :, r]  # (S, H): inputs (i, c)
         else:

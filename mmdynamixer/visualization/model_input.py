@@ -14,7 +14,8 @@ def init_classifier(cfg, checkpoint: str):
     listing)."""
     from mmpretrain.apis import init_model
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    cfg.model.get('backbone', {}).pop('init_cfg', None)  # the checkpoint has it
+    # the checkpoint holds every weight: no init_cfg checkpoint to load
+    cfg.model.get('backbone', {}).pop('init_cfg', None)
     return init_model(cfg, checkpoint, device='cpu').eval()
 
 

@@ -92,7 +92,8 @@ def test_checkpoint_with_other_output_norms_names_the_fix(tmp_path):
             'build it with norm_outputs=True, out_indices=(1,)')):
         plain.load_state_dict(trained.state_dict())
     # the fix, as written
-    fixed = DynaMixer(**{**TINY_ARGS, 'norm_outputs': True, 'out_indices': (1, )})
+    fixed = DynaMixer(**{**TINY_ARGS, 'norm_outputs': True,
+                         'out_indices': (1, )})
     fixed.load_state_dict(trained.state_dict())
 
 

@@ -24,8 +24,8 @@ class DynaMixerDiagnosticsHook(Hook):
     - ``dynamixer/stage{i}_entropy_h`` / ``_entropy_w``: the mean entropy (in
       nats, between 0 and ``log N``) of the generated mixing weights of the
       column (``h``) and row (``w``) ops, over output tokens, segments,
-      sequences (and sliding windows), samples and layers. ``log N`` means uniform mixing, 0 means
-      each token copies one input. A shared row/column op logs ``_entropy_hw``.
+      sequences (and sliding windows), samples and layers. ``log N`` means
+      uniform mixing, 0 means each token copies one input. A shared row/column op logs ``_entropy_hw``.
     - ``dynamixer/stage{i}_weight_h`` / ``_weight_w`` / ``_weight_c``: the mean
       reweighting weight of each branch (they sum to 1).
 
