@@ -11,9 +11,9 @@ the last DynaMixer layer as the default target. Any image size the model
 takes; the image is shown as the config's test pipeline feeds it.
 
 Example:
-    python tools/visualization/vis_cam.py data/digits/test/3/0003.png \\
+    python tools/visualization/vis_cam.py data/digits/test/3/0023.png \\
         configs/dynamixer/dynamixer-tiny_1xb64_digits.py \\
-        work_dirs/dynamixer-tiny_1xb64_digits/best_accuracy_top1_epoch_30.pth \\
+        work_dirs/dynamixer-tiny_1xb64_digits/best_accuracy_top1_epoch_15.pth \\
         --save-path cam.png
 """
 import argparse
@@ -46,9 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true',
                         help='show the figure in a window instead')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    args = parser.parse_args(argv)
-    args.work_dir = None
-    return args
+    return parser.parse_args(argv)
 
 
 def find_layer(model, name):

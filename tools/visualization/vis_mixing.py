@@ -13,8 +13,8 @@ weights are placed at its window's input positions).
 Example:
     python tools/visualization/vis_mixing.py \\
         configs/dynamixer/dynamixer-tiny_1xb64_digits.py \\
-        work_dirs/dynamixer-tiny_1xb64_digits/best_accuracy_top1_epoch_30.pth \\
-        data/digits/test/3/0003.png --stage 0 --layer 0 --tokens 3,3 1,5
+        work_dirs/dynamixer-tiny_1xb64_digits/best_accuracy_top1_epoch_15.pth \\
+        data/digits/test/3/0023.png --stage 0 --layer 0 --tokens 3,3 1,5
 """
 import argparse
 import os.path as osp
