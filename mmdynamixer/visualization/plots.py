@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..utils.fileio import atomic_write
 from .mixing import LayerMixing
 
 OPS = {'h': 'column op', 'w': 'row op'}
@@ -100,8 +101,20 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def cam_figure(image: np.ndarray, cam: np.ndarray, title: str = ''):
-    """The image and its Grad-CAM ``cam`` (``(h, w)`` in [0, 1]) over it."""
+def save_or_show(fig, out_file: str, show: bool = False):
+    """Show ``fig`` in a window, or write it to ``out_file`` as a PNG that
+    is never partly written (a failed run leaves no file behind)."""
+    if show:
+        import matplotlib.pyplot as plt
+        plt.show()
+    else:
+        atomic_write(out_file, figure_png(fig))
+
+
+def cam_figure(image: np.ndarray, cam: np.ndarray, title: str = '',
+               method: str = 'Grad-CAM'):
+    """The image and its class activation map ``cam`` (``(h, w)`` in
+    [0, 1], made by ``method``) over it."""
     import matplotlib
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
@@ -112,7 +125,7 @@ def cam_figure(image: np.ndarray, cam: np.ndarray, title: str = ''):
     axes[1].imshow(image, extent=(0, w, h, 0))
     im = axes[1].imshow(cam, cmap='jet', alpha=0.5, vmin=0, vmax=1,
                         extent=(0, w, h, 0))
-    axes[1].set_title('Grad-CAM', fontsize=9)
+    axes[1].set_title(method, fontsize=9)
     fig.colorbar(im, ax=axes[1], fraction=0.046)
     for ax in axes:
         ax.axis('off')

@@ -1,5 +1,5 @@
-"""tools/visualization/vis_cam.py: Grad-CAM on a DynaMixer classifier's
-channels-last layers, with bad input named and no partial file. (That the
+"""tools/visualization/vis_cam.py: LayerCAM and Grad-CAM on a DynaMixer
+classifier's channels-last layers, with bad input named and no partial file. (That the
 map is right, on a trained model and real digits, is checked in
 test_embedded_default.py.)"""
 import cv2
@@ -18,8 +18,8 @@ CONFIG = f'{REPO}/configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
 
 class OneChannelClassifier(torch.nn.Module):
     """Class score = the mean of channel 0 of the last layer over the
-    grid's left half: only channel 0 has gradient, so the Grad-CAM must be
-    relu(channel 0) over the whole grid, scaled to a maximum of 1."""
+    grid's left half: only channel 0 has gradient, and only on the left
+    half."""
 
     def __init__(self):
         super().__init__()
@@ -38,21 +38,30 @@ class OneChannelClassifier(torch.nn.Module):
         return torch.stack([left, -left], -1)
 
 
-def test_grad_cam_follows_the_gradient_layout():
+@pytest.mark.parametrize('method', ['gradcam', 'layercam', 'LayerCAM'])
+def test_cam_follows_the_gradient_layout(method):
     torch.manual_seed(0)
     model = OneChannelClassifier().eval()
     layer = model.backbone.stages[-1][-1]
     x = torch.randn(1, 3, 32, 32)
-    cam, category, score = grad_cam(model, x, layer, category=0)
+    cam, category, score = grad_cam(model, x, layer, category=0,
+                                    method=method)
     features = {}
     handle = layer.register_forward_hook(
         lambda m, a, o: features.setdefault('x', o.detach()))
     model.backbone(x)
     handle.remove()
     # d score / d A[h, w, 0] = 1 / (H * W/2) on the left half, 0 elsewhere
-    # and for other channels: channel weights (1 / (H * W), 0, ..., 0)
-    a = features['x'][0, :, :, 0]
-    expected = torch.relu(a) / torch.relu(a).max()
+    # and for other channels. Grad-CAM's channel weights are then
+    # (1 / (H * W), 0, ..., 0): relu(channel 0) over the whole grid;
+    # LayerCAM weighs each position by its own gradient: relu(channel 0)
+    # on the left half, 0 on the right.
+    a = torch.relu(features['x'][0, :, :, 0])
+    if method == 'gradcam':
+        expected = a / a.max()
+    else:
+        a[:, a.shape[1] // 2:] = 0
+        expected = a / a.max()
     torch.testing.assert_close(cam, expected, rtol=1e-4, atol=1e-6)
     up = cam_on_image(cam, (32, 32), 8)
     assert up.shape == (32, 32)
@@ -80,6 +89,7 @@ def test_vis_cam_writes_a_png(files, tmp_path):
     proc = run_tool(TOOL, files['image'], CONFIG, files['ckpt'],
                     '--target-layers', 'backbone.stages.0.1',
                     '--save-path', str(out))
+    assert 'LayerCAM of class' in proc.stdout
     assert 'at backbone.stages.0.1' in proc.stdout
     assert cv2.imread(str(out)) is not None
 
@@ -90,6 +100,8 @@ def test_vis_cam_writes_a_png(files, tmp_path):
      'this model: valid are backbone.stages.0.0 .. backbone.stages.1.1'),
     (['--target-category', '10'], '--target-category 10 is out of range: '
      'the model has 10 classes, valid are 0..9.'),
+    (['--method', 'eigencam'], "--method 'eigencam' is not supported for "
+     'DynaMixer: valid are layercam, gradcam'),
     (['--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=[40,40]'],
      'DynaMixer was built for 32x32 inputs'),
 ])

@@ -20,8 +20,7 @@ import re
 from collections import defaultdict
 
 import mmdynamixer  # noqa: F401
-from mmdynamixer.engine.hooks import atomic_write
-from mmdynamixer.visualization import figure_png
+from mmdynamixer.visualization import save_or_show
 
 KEY = re.compile(r'dynamixer/stage(\d+)_(entropy|weight)_(\w+)$')
 
@@ -94,7 +93,7 @@ def main(argv=None):
     series = load_series(args.scalars)
     fig = plot(series, dict(enumerate(args.tokens)),
                osp.basename(osp.dirname(osp.dirname(args.scalars))))
-    atomic_write(args.out_file, figure_png(fig))
+    save_or_show(fig, args.out_file)
     print(f'Wrote {args.out_file}')
 
 

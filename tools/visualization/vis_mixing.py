@@ -23,11 +23,10 @@ import torch
 from mmengine.config import DictAction
 
 import mmdynamixer  # noqa: F401 registers DynaMixer
-from mmdynamixer.engine.hooks import atomic_write
 from mmdynamixer.utils.tool_utils import load_config
-from mmdynamixer.visualization import (check_tokens, figure_png,
-                                       init_classifier, layer_mixing,
-                                       mixing_figure, pipeline_image)
+from mmdynamixer.visualization import (check_tokens, init_classifier,
+                                       layer_mixing, mixing_figure,
+                                       pipeline_image, save_or_show)
 
 
 def parse_token(text: str):
@@ -78,15 +77,12 @@ def main(argv=None):
     title = (f'{osp.basename(args.image)}: stage {args.stage}, layer '
              f'{args.layer}, {H}x{W} tokens')
     fig = mixing_figure(image, mixing, tokens, args.segment, title)
-    if args.show:
-        import matplotlib.pyplot as plt
-        plt.show()
-        return
     out = args.out_file or (
         f'{osp.splitext(osp.basename(args.image))[0]}-stage{args.stage}-'
         f'layer{args.layer}-mixing.png')
-    atomic_write(out, figure_png(fig))  # never a partial file
-    print(f'Wrote {out}')
+    save_or_show(fig, out, args.show)
+    if not args.show:
+        print(f'Wrote {out}')
 
 
 if __name__ == '__main__':

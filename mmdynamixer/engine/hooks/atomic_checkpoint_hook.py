@@ -9,30 +9,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
-INCOMPLETE = '.incomplete'
-
-
-def atomic_write(path: str, data: bytes):
-    """Write ``data`` to ``path`` so that ``path`` is never partly written:
-    into a temporary file beside it, synced, then renamed over it."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}{INCOMPLETE}')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    fd = os.open(folder, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from ...utils.fileio import INCOMPLETE, atomic_write
 
 
 class AtomicLocalBackend(LocalBackend):
