@@ -1,7 +1,7 @@
 """tools/visualization/vis_cam.py: LayerCAM and Grad-CAM on a DynaMixer
-classifier's channels-last layers, with bad input named and no partial file. (That the
-map is right, on a trained model and real digits, is checked in
-test_embedded_default.py.)"""
+classifier's channels-last layers, with bad input named and no partial
+file. (That the map is right, on a trained model and real digits, is
+checked in test_embedded_default.py.)"""
 import cv2
 import numpy as np
 import pytest
