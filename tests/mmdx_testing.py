@@ -1,5 +1,4 @@
 """Shared helpers of the test suite (tests/ is put on sys.path by conftest)."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -312,13 +311,3 @@ ABLATIONS = [
     dict(reweight=False),
     dict(share_hw=True),
 ]
-
-
-def load_benchmark():
-    """tools/analysis_tools/benchmark.py as a module (it holds the
-    baseline: the paper's op, block and network transcribed plainly)."""
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', osp.join(REPO, 'tools/analysis_tools/benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

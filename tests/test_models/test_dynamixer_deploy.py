@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmdynamixer.models import DynaMixer
-from mmdx_testing import load_benchmark
+from mmdynamixer.testing import BaselineDynaMixer
 
 SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
                        num_segments=[4, 8], reduced_dims=[2, 2]),
@@ -148,7 +148,7 @@ def test_amp_stays_finite_with_large_activations(device, generator):
     # close to float32 (float16 mixing: a few 1e-3 relative)
     torch.testing.assert_close(out.float(), reference, rtol=0.05,
                                atol=0.05 * reference.abs().max().item())
-    baseline = load_benchmark().BaselineDynaMixer(
+    baseline = BaselineDynaMixer(
         kwargs['arch'], img_size=64, patch_size=4, generator=generator)
     baseline.load_state_dict(model.state_dict())
     baseline.to(device)
