@@ -243,14 +243,46 @@ class DynaMixerOp(BaseModule):
             window_stride: Optional[int] = None) -> torch.Tensor:
         """The token mixing of ``x`` ``(P, L, Q, C)`` along dim 1, before
         the ``out`` projection."""
+        win = self.windows(x.shape[1], window_stride, x.device)
+        weights = self._mixing_matrices(x, win)  # (P, Q, S, W, out, N)
+        return self.apply_mixing(weights, x, win)
+
+    def apply_mixing(self, weights: torch.Tensor, x: torch.Tensor,
+                     win: Windows) -> torch.Tensor:
+        """Mix ``x`` ``(P, L, Q, C)`` with ``weights`` ``(P, Q, S, W, out,
+        N)`` (see :meth:`mixing_matrices`)."""
         P, L, Q, C = x.shape
         S = self.num_segments
-        win = self.windows(L, window_stride, x.device)
-        weights = self._mixing_matrices(x, win)  # (P, Q, S, W, out, N)
         segments = self._gather(x.view(P, L, Q, S, C // S), win)
         mixed = torch.matmul(weights, segments)  # (P, Q, S, W, out, C/S)
         mixed = mixed.flatten(3, 4)[:, :, :, :L]  # crop padded outputs
         return mixed.permute(0, 3, 1, 2, 4).reshape(P, L, Q, C)
+
+    def apply_mixing_backward(self, grad: torch.Tensor,
+                              weights: torch.Tensor, x: torch.Tensor,
+                              win: Windows, dtype: torch.dtype):
+        """Gradients of :meth:`apply_mixing` for ``weights`` and ``x``,
+        given ``grad`` of its output; ``dtype`` is the one its matmul ran
+        in (another one than the inputs' under autocast)."""
+        P, L, Q, C = x.shape
+        S = self.num_segments
+        segments = self._gather(x.view(P, L, Q, S, C // S), win).to(dtype)
+        grad = grad.reshape(P, L, Q, S, C // S).permute(0, 2, 3, 1, 4)
+        produced = win.count * (win.rows.stop - win.rows.start
+                                if win.index is not None else L)
+        grad = F.pad(grad, (0, 0, 0, produced - L))  # cropped outputs
+        grad = grad.unflatten(3, (win.count, -1))  # (P, Q, S, W, out, C/S)
+        grad_weights = torch.matmul(grad, segments.transpose(-1, -2))
+        grad_weights = grad_weights.sum_to_size(weights.shape)
+        grad_segments = torch.matmul(weights.to(dtype).transpose(-1, -2),
+                                     grad).to(x.dtype)  # (P, Q, S, W, N, c)
+        if win.index is None:
+            grad_x = grad_segments.squeeze(3)
+        else:  # index_select's backward: add each window position back
+            grad_x = grad_segments.new_zeros(P, Q, S, L, C // S).index_add_(
+                3, win.index, grad_segments.flatten(3, 4))
+        grad_x = grad_x.permute(0, 3, 1, 2, 4).reshape(P, L, Q, C)
+        return grad_weights.to(weights.dtype), grad_x
 
     def forward(self,
                 x: torch.Tensor,
