@@ -311,3 +311,16 @@ ABLATIONS = [
     dict(reweight=False),
     dict(share_hw=True),
 ]
+
+
+def graph_nodes(tensor):
+    """Names of the autograd nodes that ``tensor`` was computed through."""
+    names, todo, seen = set(), [tensor.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        todo += [n for n, _ in node.next_functions]
+    return names

@@ -2,6 +2,7 @@
 run a model)."""
 from .baseline import (BaselineBlock, BaselineDynaMixer, BaselineLayer,
                        BaselineOp)
+from .saved_tensors import saved_tensor_bytes
 
 __all__ = ['BaselineBlock', 'BaselineDynaMixer', 'BaselineLayer',
-           'BaselineOp']
+           'BaselineOp', 'saved_tensor_bytes']

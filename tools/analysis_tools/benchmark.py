@@ -2,11 +2,15 @@
 """Benchmarks of DynaMixer. Ratios are always against a baseline measured in
 the same run, on the same machine; nothing here is a test.
 
-``speed``: for DynaMixer-S, M and L at 224 x 224, our backbone against the
-baseline below (same weights, same classifier end): training-step throughput
-(forward, backward, AdamW step), inference throughput and peak memory, with
-the ratios; and the achieved FLOP rate as a fraction of a large matmul
-measured in the same run (on CUDA, in autocast: the model FLOP utilisation).
+``speed``: for DynaMixer-S, M and L at 224 x 224, the baseline, our
+backbone without selective recomputation (``plain``), in its default mode,
+with ``with_cp`` and under ``torch.compile`` (same weights, same classifier
+end): the bytes per image a training step keeps for backward (counted with
+``saved_tensors_hooks``: independent of the allocator and the device),
+training-step throughput (forward, backward, AdamW step), inference
+throughput and peak memory, with the ratios; and the achieved FLOP rate as a
+fraction of a large matmul measured in the same run (on CUDA, in autocast:
+the model FLOP utilisation).
 
 ``sliding``: time and peak memory per image of DynaMixer-S inference in the
 fixed and the sliding-window mode at 224 x 224, and of the sliding mode at
@@ -62,10 +66,11 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def peak_mb(device, run):
-    """Peak memory (MB) that ``run()`` adds to what is in use when it starts:
-    CPU resident memory (VmHWM over VmRSS), CUDA ``max_memory_allocated``
-    over ``memory_allocated``; NaN where the kernel cannot reset VmHWM."""
+def peak_mb(device, run, since=None):
+    """Peak memory (MB) while ``run()`` runs, above ``since`` (bytes;
+    default: what is in use when it starts): CPU resident memory (VmHWM
+    over VmRSS), CUDA ``max_memory_allocated`` over ``memory_allocated``;
+    NaN where the kernel cannot reset VmHWM."""
     cuda = str(device).startswith('cuda')
     if cuda:
         torch.cuda.synchronize()
@@ -75,6 +80,7 @@ def peak_mb(device, run):
         start = _rss_bytes()
         if not _reset_peak_rss():
             return float('nan')
+    start = start if since is None else since
     run()
     _sync(device)
     peak = torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM')
@@ -202,18 +208,49 @@ class Classifier(nn.Module):
         return self.fc(self.norm(x).mean(1))
 
 
+IMPLS = ('baseline', 'plain', 'ours', 'with_cp', 'compile')
+IMPL_NOTES = {
+    'baseline': 'mmdynamixer.testing.BaselineDynaMixer',
+    'plain': 'DynaMixer(selective_cp=False)',
+    'ours': 'DynaMixer() (selective_cp, the default)',
+    'with_cp': 'DynaMixer(with_cp=True)',
+    'compile': 'torch.compile(DynaMixer())',
+}
+
+
 def build_classifier(impl, arch, seed=0):
-    """Our DynaMixer or the baseline with the same weights (seeded)."""
+    """The model ``impl`` of :data:`IMPLS`, all with the same weights
+    (seeded): the baseline, our backbone without and with selective
+    recomputation (the default), with ``with_cp``, or compiled."""
     import mmdynamixer  # noqa: F401
     from mmdynamixer.models import DynaMixer
     from mmdynamixer.testing import BaselineDynaMixer
     torch.manual_seed(seed)
     ours = DynaMixer(arch)  # PyTorch's default init: speed does not care
+    state = ours.state_dict()
     if impl == 'baseline':
-        base = BaselineDynaMixer(arch)
-        base.load_state_dict(ours.state_dict())
-        ours = base
-    return Classifier(ours, DynaMixer.parse_arch(arch)['embed_dims'][-1])
+        ours = BaselineDynaMixer(arch)
+    elif impl == 'plain':
+        ours = DynaMixer(arch, selective_cp=False)
+    elif impl == 'with_cp':
+        ours = DynaMixer(arch, with_cp=True)
+    ours.load_state_dict(state)
+    model = Classifier(ours, DynaMixer.parse_arch(arch)['embed_dims'][-1])
+    return torch.compile(model) if impl == 'compile' else model
+
+
+def saved_mib_per_image(impl, arch, batch, device, dtype):
+    """MiB per image that a training step's forward keeps for backward
+    (activations; the parameters are left out), counted where autograd
+    saves them."""
+    from mmdynamixer.testing import saved_tensor_bytes
+    model = build_classifier(impl, arch).to(device).train()
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    with torch.autocast(str(device).split(':')[0], dtype=dtype,
+                        enabled=dtype is not None):
+        saved, _ = saved_tensor_bytes(lambda: model(x),
+                                      exclude=model.parameters())
+    return saved / batch / 2**20
 
 
 def amp_dtype(device, amp):
@@ -252,20 +289,22 @@ def make_steps(model, batch, device, dtype):
 
 
 def peak_memory(impl, arch, mode, batch, threads, device, amp):
-    """Peak memory (MB) of a fresh process's first steps: model, gradients,
-    AdamW state, batch and activations; the interpreter and libraries are
-    not counted (see :func:`peak_mb`)."""
+    """Peak memory (MB) of a training step (or inference) after two
+    warm-up steps (where torch.compile compiles and AdamW creates its
+    state), in a fresh process, above what the process held before the
+    model was built: model, gradients, AdamW state, batch, activations and
+    what the allocator keeps; the interpreter and libraries are not
+    counted."""
     torch.set_num_threads(threads)
     import mmdynamixer  # noqa: F401
-
-    def run():
-        model = build_classifier(impl, arch).to(device)
-        train, infer = make_steps(model, batch, device,
-                                  amp_dtype(device, amp))
-        for _ in range(2):  # the second train step holds the AdamW state
-            train() if mode == 'train' else infer()
-
-    return peak_mb(device, run)
+    cuda = str(device).startswith('cuda')
+    before = torch.cuda.memory_allocated() if cuda else _rss_bytes()
+    model = build_classifier(impl, arch).to(device)
+    train, infer = make_steps(model, batch, device, amp_dtype(device, amp))
+    step = train if mode == 'train' else infer
+    for _ in range(2):
+        step()
+    return peak_mb(device, step, since=before)
 
 
 def matmul_rate(device, dtype, size, repeats=3):
@@ -312,86 +351,103 @@ def bench_speed(args):
     if dtype is not None:
         rates[precision] = matmul_rate(device, dtype, args.matmul_size)
     peak_rate = rates[precision]
+    impls = [i for i in IMPLS if i in args.impls]
     rows = []
     for arch in args.archs:
         flops = model_flops(arch)
         models = {impl: build_classifier(impl, arch).to(device)
-                  for impl in ('baseline', 'ours')}
+                  for impl in impls}
         steps = {impl: make_steps(m, args.batch, device, dtype)
                  for impl, m in models.items()}
         cases = [(steps[impl][k], args.batch) for k in (0, 1)
-                 for impl in models]
+                 for impl in impls]
         times = interleaved_times(cases, args.repeats, args.warmup)
-        for i, impl in enumerate(models):
-            row = dict(arch=arch, impl=impl, flops_per_image=flops)
+        records = {}
+        for i, impl in enumerate(impls):
+            row = dict(arch=arch, impl=impl, flops_per_image=flops,
+                       saved_mib_per_image=saved_mib_per_image(
+                           impl, arch, args.batch, device, dtype))
             for k, mode in enumerate(('train', 'inference')):
-                record = times[2 * k + i]
+                record = times[k * len(impls) + i]
+                records[impl, mode] = record
                 per_image = statistics.median(record)
-                # forward = 2 x the published multiply-adds; a training step is
-                # forward + backward = 3 forwards
+                # forward = 2 x the published multiply-adds; a training
+                # step is forward + backward = 3 forwards
                 work = 2 * flops * (3 if mode == 'train' else 1)
                 row[f'{mode}_images_per_s'] = 1 / per_image
-                row[f'{mode}_flop_rate'] = work / per_image
                 row[f'{mode}_fraction_of_matmul'] = work / per_image / \
                     peak_rate
                 row[f'{mode}_peak_mb'] = _run_isolated(
                     peak_memory, impl, arch, mode, args.batch, args.threads,
                     device, args.amp)
-                row[f'_{mode}_record'] = record
             rows.append(row)
-        base, ours = rows[-2], rows[-1]
-        ratio = dict(arch=arch, impl='ours/baseline')
-        for mode in ('train', 'inference'):
-            # median of per-round ratios: slow spells hit both alike
-            ratio[f'{mode}_speedup'] = statistics.median(
-                b / o for b, o in zip(base.pop(f'_{mode}_record'),
-                                      ours.pop(f'_{mode}_record')))
-            ratio[f'{mode}_memory_ratio'] = ours[f'{mode}_peak_mb'] / \
-                base[f'{mode}_peak_mb']
-            # the most any implementation of the published FLOPs could gain: the
-            # baseline's time with every FLOP at the large-matmul rate
-            ratio[f'{mode}_ceiling'] = 1 / base[f'{mode}_fraction_of_matmul']
-        rows.append(ratio)
+        rows += ratio_rows(arch, impls, rows[-len(impls):], records)
     print_speed(args, precision, rates, rows)
     return dict(benchmark='speed', device=device, threads=args.threads,
                 batch=args.batch, precision=precision, repeats=args.repeats,
                 matmul_flop_rate=rates, rows=rows)
 
 
+def ratio_rows(arch, impls, rows, records):
+    """Each implementation against the baseline, and ours against
+    ``plain`` (our backbone before selective recomputation): saved
+    activations, peak memory and throughput. Time ratios are medians of
+    per-round ratios, so that slow spells of the machine cancel out."""
+    by_impl = {r['impl']: r for r in rows}
+    out = []
+    for ref in ('baseline', 'plain'):
+        if ref not in by_impl:
+            continue
+        for impl in impls:
+            if impl == ref or (ref == 'plain' and impl != 'ours'):
+                continue
+            row, base = by_impl[impl], by_impl[ref]
+            ratio = dict(arch=arch, impl=f'{impl}/{ref}',
+                         saved_ratio=row['saved_mib_per_image'] /
+                         base['saved_mib_per_image'])
+            for mode in ('train', 'inference'):
+                ratio[f'{mode}_speedup'] = statistics.median(
+                    b / o for b, o in zip(records[ref, mode],
+                                          records[impl, mode]))
+                ratio[f'{mode}_memory_ratio'] = row[f'{mode}_peak_mb'] / \
+                    base[f'{mode}_peak_mb']
+            out.append(ratio)
+    return out
+
+
 def print_speed(args, precision, rates, rows):
     print(f'DynaMixer at 224x224 on {args.device} ({args.threads} threads), '
           f'{precision}, batch {args.batch}; medians of {args.repeats} '
-          'interleaved rounds; peak memory of a fresh process')
+          'interleaved rounds; peak memory of a step after warm-up, in a '
+          'fresh process')
     for name, rate in rates.items():
         print(f'large {name} matmul ({args.matmul_size}^3): '
               f'{rate / 1e9:.1f} GFLOP/s')
-    print(f'{"arch":4} {"impl":14} {"train img/s":>11} {"infer img/s":>11} '
-          f'{"train MB":>9} {"infer MB":>9} {"train %mm":>9} '
-          f'{"infer %mm":>9}')
+    for impl in IMPLS:
+        if impl in args.impls:
+            print(f'  {impl:9} {IMPL_NOTES[impl]}')
+    print(f'{"arch":4} {"impl":16} {"saved MiB/img":>13} {"train img/s":>11} '
+          f'{"infer img/s":>11} {"train MB":>9} {"infer MB":>9} '
+          f'{"train %mm":>9} {"infer %mm":>9}')
     for r in rows:
-        if r['impl'] != 'ours/baseline':
-            print(f'{r["arch"]:4} {r["impl"]:14} '
+        if '/' not in r['impl']:
+            print(f'{r["arch"]:4} {r["impl"]:16} '
+                  f'{r["saved_mib_per_image"]:13.1f} '
                   f'{r["train_images_per_s"]:11.2f} '
                   f'{r["inference_images_per_s"]:11.2f} '
                   f'{r["train_peak_mb"]:9.0f} {r["inference_peak_mb"]:9.0f} '
                   f'{100 * r["train_fraction_of_matmul"]:9.1f} '
                   f'{100 * r["inference_fraction_of_matmul"]:9.1f}')
             continue
-        print(f'{r["arch"]:4} {r["impl"]:14} {r["train_speedup"]:10.2f}x '
-              f'{r["inference_speedup"]:10.2f}x '
-              f'{r["train_memory_ratio"]:8.2f}x '
-              f'{r["inference_memory_ratio"]:8.2f}x')
+        print(f'{r["arch"]:4} {r["impl"]:16} {r["saved_ratio"]:12.3f}x '
+              f'{r["train_speedup"]:10.3f}x {r["inference_speedup"]:10.3f}x '
+              f'{r["train_memory_ratio"]:8.3f}x '
+              f'{r["inference_memory_ratio"]:8.3f}x')
+    print('ratio rows: saved activations, throughput (higher is faster) and '
+          'peak memory of the first implementation over the second')
     print('%mm: achieved FLOP rate (2 x published FLOPs per image forward, 3 '
           'forwards per training step) / the large matmul rate'
           + (' (model FLOP utilisation)' if 'autocast' in precision else ''))
-    for r in rows:
-        if r['impl'] == 'ours/baseline':
-            print(f'{r["arch"]}: ours/baseline train {r["train_speedup"]:.2f}x'
-                  f', inference {r["inference_speedup"]:.2f}x, peak train '
-                  f'memory {r["train_memory_ratio"]:.2f}x; at the matmul '
-                  'rate, any implementation of the same FLOPs is at most '
-                  f'{r["train_ceiling"]:.2f}x (train) / '
-                  f'{r["inference_ceiling"]:.2f}x (inference) the baseline')
 
 
 def main(argv=None):
@@ -399,6 +455,9 @@ def main(argv=None):
     sub = parser.add_subparsers(dest='benchmark', required=True)
     speed = sub.add_parser('speed', help='ours vs the baseline, S/M/L')
     speed.add_argument('--archs', nargs='+', default=['s', 'm', 'l'])
+    speed.add_argument('--impls', nargs='+', default=list(IMPLS),
+                       choices=IMPLS, help='implementations to compare '
+                       '(default: all)')
     speed.add_argument('--amp', choices=['auto', 'off'], default='auto',
                        help='auto: autocast (bf16 if supported) on CUDA')
     speed.add_argument('--matmul-size', type=int, default=None,
