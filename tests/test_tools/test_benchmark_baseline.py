@@ -107,8 +107,8 @@ def test_speed_benchmark_end_to_end(tmp_path):
     compiled model is tested in test_dynamixer_deploy.py.)"""
     out = tmp_path / 'speed.json'
     proc = run_tool('tools/analysis_tools/benchmark.py', 'speed', '--archs',
-                    's', '--batch', '2', '--repeats', '1', '--warmup', '0',
-                    '--threads', '1', '--matmul-size', '1024', '--impls',
+                    's', '--batch', '1', '--repeats', '1', '--warmup', '0',
+                    '--threads', '2', '--matmul-size', '1024', '--impls',
                     'baseline', 'plain', 'ours', 'with_cp', '--json',
                     str(out))
     assert 'ours/plain' in proc.stdout, proc.stdout

@@ -242,12 +242,12 @@ def build_classifier(impl, arch, seed=0):
     return torch.compile(model) if impl == 'compile' else model
 
 
-def saved_mib_per_image(impl, arch, batch, device, dtype):
+def saved_mib_per_image(model, batch, device, dtype):
     """MiB per image that a training step's forward keeps for backward
     (activations; the parameters are left out), counted where autograd
     saves them."""
     from mmdynamixer.testing import saved_tensor_bytes
-    model = build_classifier(impl, arch).to(device).train()
+    model.train()
     x = torch.randn(batch, 3, 224, 224, device=device)
     with torch.autocast(str(device).split(':')[0], dtype=dtype,
                         enabled=dtype is not None):
@@ -369,7 +369,7 @@ def bench_speed(args):
         for i, impl in enumerate(impls):
             row = dict(arch=arch, impl=impl, flops_per_image=flops,
                        saved_mib_per_image=saved_mib_per_image(
-                           impl, arch, args.batch, device, dtype))
+                           models[impl], args.batch, device, dtype))
             for k, mode in enumerate(('train', 'inference')):
                 record = times[k * len(impls) + i]
                 records[impl, mode] = record

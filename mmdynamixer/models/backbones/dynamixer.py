@@ -15,8 +15,7 @@ from mmpretrain.registry import MODELS
 
 from ...utils.checkpoint import guard_state_dict_loads, load_pretrained
 from ..utils import DynaMixerOp, float32_under_autocast, softmax_fp32
-from ..utils.selective_recompute import (LeanBranchSum, LeanMix,
-                                         LeanNormMLP)
+from ..utils.selective_recompute import LeanBranchSum, LeanNormMLP
 
 BRANCHES = ('h', 'w', 'c')
 
@@ -111,8 +110,8 @@ class DynaMixerBlock(BaseModule):
 
     def lean_branches(self, x: torch.Tensor):
         """What :meth:`branch_inputs` gives, with each op's mixing kept as
-        its weights and input (:class:`LeanMix`), and the recipes that
-        recompute it (for :class:`LeanBranchSum`)."""
+        its weights and input (``LeanMix``), and the recipes that recompute
+        it (for :class:`LeanBranchSum`)."""
         B, H, W, C = x.shape
         stride_h, stride_w = self.window_strides
         branches, recipes, tensors = [], [], []
@@ -127,9 +126,9 @@ class DynaMixerBlock(BaseModule):
             else:  # sequences: (B x rows), one per row
                 op = self.mix_h if self.share_hw else self.mix_w
                 seqs, stride = x.reshape(B * H, W, 1, C), stride_w
-            win = op.windows(seqs.shape[1], stride, x.device)
-            weights = op._mixing_matrices(seqs, win)
-            mixed = LeanMix.apply(op, weights, seqs, win).view(B, H, W, C)
+            # through the op's forward, so that its hooks see the call
+            mixed, weights, win = op(seqs, stride, project=False, lean=True)
+            mixed = mixed.view(B, H, W, C)
             branches.append((mixed, op.out))
             recipes.append((op, win))
             tensors += [mixed, op.out.weight, op.out.bias, weights, seqs]

@@ -287,7 +287,8 @@ class DynaMixerOp(BaseModule):
     def forward(self,
                 x: torch.Tensor,
                 window_stride: Optional[int] = None,
-                project: bool = True) -> torch.Tensor:
+                project: bool = True,
+                lean: bool = False):
         """Mix ``x`` of shape ``(P, L, Q, C)`` along dim 1, then apply the
         ``out`` projection (``project=False`` skips it, for callers that fuse
         it into their own matmul).
@@ -313,6 +314,15 @@ class DynaMixerOp(BaseModule):
         as inputs are ``-inf`` (no real token takes anything from padding,
         whatever values the padded positions hold); outputs past the end are
         cropped.
+
+        ``lean=True`` (with ``project=False``) returns ``(mixed, weights,
+        windows)``, keeping only ``weights`` and ``x`` for backward
+        (:class:`~.selective_recompute.LeanMix`).
         """
+        if lean:  # for DynaMixerBlock's selective recomputation
+            from .selective_recompute import LeanMix
+            win = self.windows(x.shape[1], window_stride, x.device)
+            weights = self._mixing_matrices(x, win)
+            return LeanMix.apply(self, weights, x, win), weights, win
         mixed = self.mix(x, window_stride)
         return self.out(mixed) if project else mixed
