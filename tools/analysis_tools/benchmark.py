@@ -242,6 +242,31 @@ def build_classifier(impl, arch, seed=0):
     return torch.compile(model) if impl == 'compile' else model
 
 
+# the flags (selective_cp, with_cp) that make each of these from one model
+MODES = {'plain': (False, False), 'ours': (True, False),
+         'with_cp': (True, True)}
+
+
+def set_mode(model, impl):
+    """Switch our backbone in ``model`` to the mode of ``impl``."""
+    if impl not in MODES:
+        return
+    selective, with_cp = MODES[impl]
+    for module in model.modules():
+        if hasattr(module, 'selective_cp'):
+            module.selective_cp = selective
+        if hasattr(module, 'with_cp'):
+            module.with_cp = with_cp
+
+
+def in_mode(model, impl, step):
+    """``step`` run with ``model`` in the mode of ``impl``."""
+    def run():
+        set_mode(model, impl)
+        step()
+    return run
+
+
 def saved_mib_per_image(model, batch, device, dtype):
     """MiB per image that a training step's forward keeps for backward
     (activations; the parameters are left out), counted where autograd
@@ -358,15 +383,25 @@ def bench_speed(args):
     rows = []
     for arch in args.archs:
         flops = model_flops(arch)
-        models = {impl: build_classifier(impl, arch).to(device)
-                  for impl in impls}
-        steps = {impl: make_steps(m, args.batch, device, dtype)
-                 for impl, m in models.items()}
+        # plain, ours and with_cp are one model in three modes (one copy
+        # of the weights and AdamW state in memory, not three)
+        shared = build_classifier('ours', arch).to(device)
+        models = {impl: shared if impl in MODES else
+                  build_classifier(impl, arch).to(device) for impl in impls}
+        built = {}
+        steps = {}
+        for impl, model in models.items():
+            if id(model) not in built:
+                built[id(model)] = make_steps(model, args.batch, device,
+                                              dtype)
+            steps[impl] = [in_mode(model, impl, step)
+                           for step in built[id(model)]]
         cases = [(steps[impl][k], args.batch) for k in (0, 1)
                  for impl in impls]
         times = interleaved_times(cases, args.repeats, args.warmup)
         records = {}
         for i, impl in enumerate(impls):
+            set_mode(models[impl], impl)
             row = dict(arch=arch, impl=impl, flops_per_image=flops,
                        saved_mib_per_image=saved_mib_per_image(
                            models[impl], args.batch, device, dtype))
