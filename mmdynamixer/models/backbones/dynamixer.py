@@ -15,7 +15,8 @@ from mmpretrain.registry import MODELS
 
 from ...utils.checkpoint import guard_state_dict_loads, load_pretrained
 from ..utils import DynaMixerOp, float32_under_autocast, softmax_fp32
-from ..utils.selective_recompute import LeanBranchSum, LeanNormMLP
+from ..utils.selective_recompute import (LeanBranchSum, LeanNormMLP,
+                                         recompute_applies)
 
 BRANCHES = ('h', 'w', 'c')
 
@@ -134,16 +135,6 @@ class DynaMixerBlock(BaseModule):
             tensors += [mixed, op.out.weight, op.out.bias, weights, seqs]
         return branches, recipes, tensors
 
-    def use_selective_cp(self, x: torch.Tensor) -> bool:
-        """Whether this forward keeps the lean set of tensors: in training
-        with gradients, and not while tracing or compiling (tracers and
-        torch.compile see the plain operations; compile's partitioner
-        chooses what to recompute itself)."""
-        return (self.selective_cp and self.reweight is not None
-                and torch.is_grad_enabled()
-                and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling())
-
     def branch_weights(self, branches: list) -> torch.Tensor:
         """Per-sample, per-channel weights ``(B, C, K)`` (summing to 1) of
         the branches given as :meth:`branch_inputs`. The mean of a branch
@@ -164,7 +155,8 @@ class DynaMixerBlock(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        if self.use_selective_cp(x):
+        if (self.selective_cp and self.reweight is not None
+                and recompute_applies()):
             branches, recipes, tensors = self.lean_branches(x)
             weights = self.branch_weights(branches)  # (B, C, K)
             x = LeanBranchSum.apply(recipes, (B, H, W, C), weights, *tensors)
@@ -231,11 +223,10 @@ class DynaMixerLayer(BaseModule):
         keeping only ``x`` and the ``fc1`` output for backward."""
         norm, fc1, act, fc2 = (self.norm2, self.mlp.fc1, self.mlp.act,
                                self.mlp.fc2)
-        if (self.mixer.selective_cp and torch.is_grad_enabled()
+        if (self.mixer.selective_cp and recompute_applies()
                 and isinstance(norm, nn.LayerNorm)
                 and norm.weight is not None and norm.bias is not None
-                and isinstance(act, nn.GELU) and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling()):
+                and isinstance(act, nn.GELU)):
             return LeanNormMLP.apply(x, norm.weight, norm.bias, norm.eps,
                                      fc1.weight, fc1.bias, act.approximate,
                                      fc2.weight, fc2.bias)

@@ -20,6 +20,15 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 
+def recompute_applies() -> bool:
+    """Whether a forward may take the lean functions: when it records a
+    backward, and not while tracing or compiling (tracers and torch.compile
+    see the plain operations; compile's partitioner chooses what to
+    recompute itself)."""
+    return (torch.is_grad_enabled() and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling())
+
+
 def gemm_operand(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``t`` as autocast handed it to a matmul that ran in ``dtype``."""
     return t.to(dtype)
