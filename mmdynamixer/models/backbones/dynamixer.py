@@ -90,31 +90,17 @@ class DynaMixerBlock(BaseModule):
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def branch_inputs(self, x: torch.Tensor) -> list:
+    def branch_inputs(self, x: torch.Tensor, lean: bool = False):
         """``(input, linear)`` of each active branch: the branch's output is
         ``linear(input)`` (the op's mixing before its ``out`` projection;
-        ``x`` itself for the channel branch)."""
-        B, H, W, C = x.shape
-        stride_h, stride_w = self.window_strides
-        branches = []
-        for branch in self.branches:
-            if branch == 'h':  # sequences: (B) x columns (W)
-                mixed = self.mix_h(x, stride_h, project=False)
-                branches.append((mixed, self.mix_h.out))
-            elif branch == 'w':  # sequences: (B x rows), one per row
-                op = self.mix_h if self.share_hw else self.mix_w
-                mixed = op(x.reshape(B * H, W, 1, C), stride_w, project=False)
-                branches.append((mixed.view(B, H, W, C), op.out))
-            else:
-                branches.append((x, self.mlp_c))
-        return branches
+        ``x`` itself for the channel branch).
 
-    def lean_branches(self, x: torch.Tensor):
-        """What :meth:`branch_inputs` gives, with each op's mixing kept as
-        its weights and input (``LeanMix``), and the recipes that recompute
-        it (for :class:`LeanBranchSum`)."""
+        With ``lean``, each op's mixing keeps only its weights and input for
+        backward (``LeanMix``), and ``(branches, recipes, tensors)`` is
+        returned: the recipes and tensors recompute the branches in
+        :class:`LeanBranchSum`.
+        """
         B, H, W, C = x.shape
-        stride_h, stride_w = self.window_strides
         branches, recipes, tensors = [], [], []
         for branch in self.branches:
             if branch == 'c':
@@ -123,17 +109,22 @@ class DynaMixerBlock(BaseModule):
                 tensors += [x, self.mlp_c.weight, self.mlp_c.bias, None, None]
                 continue
             if branch == 'h':  # sequences: (B) x columns (W)
-                op, seqs, stride = self.mix_h, x, stride_h
+                op, seqs, stride = self.mix_h, x, self.window_strides[0]
             else:  # sequences: (B x rows), one per row
                 op = self.mix_h if self.share_hw else self.mix_w
-                seqs, stride = x.reshape(B * H, W, 1, C), stride_w
-            # through the op's forward, so that its hooks see the call
-            mixed, weights, win = op(seqs, stride, project=False, lean=True)
+                seqs = x.reshape(B * H, W, 1, C)
+                stride = self.window_strides[1]
+            if lean:  # through the op's forward, so that its hooks see it
+                mixed, weights, win = op(seqs, stride, project=False,
+                                         lean=True)
+            else:
+                mixed = op(seqs, stride, project=False)
             mixed = mixed.view(B, H, W, C)
             branches.append((mixed, op.out))
-            recipes.append((op, win))
-            tensors += [mixed, op.out.weight, op.out.bias, weights, seqs]
-        return branches, recipes, tensors
+            if lean:
+                recipes.append((op, win))
+                tensors += [mixed, op.out.weight, op.out.bias, weights, seqs]
+        return (branches, recipes, tensors) if lean else branches
 
     def branch_weights(self, branches: list) -> torch.Tensor:
         """Per-sample, per-channel weights ``(B, C, K)`` (summing to 1) of
@@ -157,7 +148,7 @@ class DynaMixerBlock(BaseModule):
         B, H, W, C = x.shape
         if (self.selective_cp and self.reweight is not None
                 and recompute_applies()):
-            branches, recipes, tensors = self.lean_branches(x)
+            branches, recipes, tensors = self.branch_inputs(x, lean=True)
             weights = self.branch_weights(branches)  # (B, C, K)
             x = LeanBranchSum.apply(recipes, (B, H, W, C), weights, *tensors)
             return self.proj_drop(self.proj(x.view(B, H, W, C)))
