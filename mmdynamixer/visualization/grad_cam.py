@@ -16,7 +16,8 @@ DynaMixer mixes every token with its whole row and column from the first
 layer on, so the gradient of one channel is spread over the grid and
 Grad-CAM's grid-mean weight no longer says where the evidence is; the
 per-position weight does (on the digits model, LayerCAM puts 2.3x as much
-per pixel on strokes as on background, Grad-CAM 1.04x: see the README).
+per pixel on strokes as on background, Grad-CAM 1.04x, by
+``tools/analysis_tools/cam_localization.py``).
 """
 from typing import Optional
 
@@ -28,10 +29,30 @@ from .mixing import find_dynamixer
 CAM_METHODS = ('layercam', 'gradcam')
 
 
-def default_target_layer(model):
-    """The last DynaMixer layer: the finest features the head reads."""
+def target_layer(model, name: Optional[str] = None):
+    """``(name, layer)``: the DynaMixer layer ``name`` of ``model`` (e.g.
+    ``'backbone.stages.1.1'``), by default the last one (the finest
+    features the head reads); an unknown name, or a module that is not a
+    DynaMixer layer, names the valid ones."""
     backbone = find_dynamixer(model)
-    return backbone.stages[-1][-1]
+    layers = {f'backbone.stages.{i}.{j}': layer
+              for i, stage in enumerate(backbone.stages)
+              for j, layer in enumerate(stage)}
+    names = list(layers)
+    if name is None:
+        name = names[-1]
+    if name not in layers:
+        raise ValueError(
+            f'--target-layers {name!r} is not a DynaMixer layer of this '
+            f'model: valid are {names[0]} .. {names[-1]} (stage.layer, e.g. '
+            f'{names[-1]}).')
+    return name, layers[name]
+
+
+def token_pixels(model, name: str) -> int:
+    """Pixels per token side at the layer ``name`` (``backbone.stages.i.j``):
+    the patch size, doubled by each patch merging before stage ``i``."""
+    return find_dynamixer(model).patch_size * 2**int(name.split('.')[2])
 
 
 def check_method(method: str) -> str:

@@ -1,7 +1,10 @@
 """tools/visualization/vis_cam.py: LayerCAM and Grad-CAM on a DynaMixer
 classifier's channels-last layers, with bad input named and no partial
-file. (That the map is right, on a trained model and real digits, is
-checked in test_embedded_default.py.)"""
+file; tools/analysis_tools/cam_localization.py's measure and its bad input.
+(That the map is right, on a trained model and real digits, is checked in
+test_embedded_default.py.)"""
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -113,3 +116,49 @@ def test_vis_cam_bad_input_names_the_range_and_writes_nothing(
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-3000:]
     assert not list(tmp_path.iterdir())
+
+
+def test_foreground_ratio_is_the_map_per_object_pixel_over_background():
+    from mmdynamixer.visualization import foreground_ratio
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[:2] = 200  # the object: the top half
+    cam = np.ones((4, 4))
+    assert foreground_ratio(cam, image, 96) == 1  # ignores the object
+    cam[:2] = 3
+    assert foreground_ratio(cam, image, 96) == 3
+    assert np.isnan(foreground_ratio(cam, image, 250))  # no foreground
+
+
+LOCALIZATION = 'tools/analysis_tools/cam_localization.py'
+
+
+def test_cam_localization_counts_each_class_folder(files, tmp_path):
+    """Each method's line counts the first --per-class images of each
+    class folder (a random model: which it classifies right is chance)."""
+    for cls in ('3', '7'):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            image = np.zeros((8, 8), np.uint8)
+            image[2:6, 3:5] = 255
+            cv2.imwrite(str(tmp_path / cls / f'{i}.png'), image)
+    out = run_tool(LOCALIZATION, CONFIG, files['ckpt'], str(tmp_path),
+                   '--per-class', '2', '--methods', 'gradcam').stdout
+    assert 'at backbone.stages.1.1' in out
+    assert re.search(r'^gradcam: \d of 4 classified right; median ', out,
+                     re.M), out
+    assert 'layercam' not in out
+
+
+@pytest.mark.parametrize('folders,message', [
+    (None, 'Image folder not found'),
+    (['3', 'cat'], 'should hold one folder per class of the model, named '
+     '0, 1, 2, 3, 4, 5, 6, 7, 8, 9; found cat.'),
+])
+def test_cam_localization_names_a_wrong_image_folder(files, tmp_path,
+                                                     folders, message):
+    root = tmp_path / 'images'
+    for name in folders or []:
+        (root / name).mkdir(parents=True)
+    proc = run_tool(LOCALIZATION, CONFIG, files['ckpt'], str(root),
+                    check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr

@@ -28,9 +28,10 @@ from mmengine.config import DictAction
 import mmdynamixer  # noqa: F401 registers DynaMixer
 from mmdynamixer.utils.tool_utils import load_config
 from mmdynamixer.visualization import (CAM_METHODS, cam_figure, cam_on_image,
-                                       check_method, find_dynamixer,
-                                       grad_cam, init_classifier,
-                                       pipeline_image, save_or_show)
+                                       check_method, grad_cam,
+                                       init_classifier, pipeline_image,
+                                       save_or_show, target_layer,
+                                       token_pixels)
 
 METHOD_TITLES = dict(layercam='LayerCAM', gradcam='Grad-CAM')
 
@@ -58,37 +59,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def find_layer(model, name):
-    """The module ``name`` of ``model``, or the default target layer; an
-    unknown name or a module that is not a DynaMixer layer names the valid
-    ones."""
-    backbone = find_dynamixer(model)
-    layers = {f'backbone.stages.{i}.{j}': layer
-              for i, stage in enumerate(backbone.stages)
-              for j, layer in enumerate(stage)}
-    if name is None:
-        return list(layers)[-1], list(layers.values())[-1]
-    if name not in layers:
-        names = list(layers)
-        raise ValueError(
-            f'--target-layers {name!r} is not a DynaMixer layer of this '
-            f'model: valid are {names[0]} .. {names[-1]} (stage.layer, e.g. '
-            f'{names[-1]}).')
-    return name, layers[name]
-
-
 def main(argv=None):
     args = parse_args(argv)
     method = check_method(args.method)
     cfg = load_config(args)
     model = init_classifier(cfg, args.checkpoint)
-    name, layer = find_layer(model, args.target_layers)
+    name, layer = target_layer(model, args.target_layers)
     image, inputs = pipeline_image(cfg, model, args.img)
     cam, category, score = grad_cam(model, inputs, layer,
                                     args.target_category, method)
-    stage = int(name.split('.')[2])
-    token_pixels = model.backbone.patch_size * 2**stage
-    up = cam_on_image(cam, image.shape[:2], token_pixels).numpy()
+    up = cam_on_image(cam, image.shape[:2], token_pixels(model, name))
+    up = up.numpy()
     classes = (getattr(model, '_dataset_meta', None) or {}).get('classes')
     label = classes[category] if classes else category
     title = METHOD_TITLES[method]
