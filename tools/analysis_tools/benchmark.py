@@ -36,6 +36,7 @@ import multiprocessing as mp
 import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn as nn
@@ -102,13 +103,16 @@ def peak_inference_memory(model_kwargs, shape, batch, threads,
 
 
 def _run_isolated(fn, *args):
-    """Run ``fn`` in a fresh process, so that memory peaks do not mix: one
-    forked from a server that has only imported torch and mmdynamixer (a
-    clean allocator, without paying for the imports each time)."""
+    """Run ``fn`` in a fresh process, so that memory peaks do not mix and
+    nothing one model leaves behind (allocator caches, compiled graphs)
+    weighs on the next: one forked from a server that has only imported
+    torch and mmdynamixer (a clean allocator, without paying for the
+    imports each time). Its workers are not daemons, so ``fn`` may run
+    isolated steps of its own."""
     ctx = mp.get_context('forkserver')
     ctx.set_forkserver_preload(['torch', 'mmdynamixer'])
-    with ctx.Pool(1) as pool:
-        return pool.apply(fn, args)
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def interleaved_times(cases, rounds, warmup):
@@ -378,52 +382,62 @@ def bench_speed(args):
     rates = {'float32': matmul_rate(device, torch.float32, args.matmul_size)}
     if dtype is not None:
         rates[precision] = matmul_rate(device, dtype, args.matmul_size)
-    peak_rate = rates[precision]
-    impls = [i for i in IMPLS if i in args.impls]
+    print_speed_header(args, precision, rates)
     rows = []
     for arch in args.archs:
-        flops = model_flops(arch)
-        # plain, ours and with_cp are one model in three modes (one copy
-        # of the weights and AdamW state in memory, not three)
-        shared = build_classifier('ours', arch).to(device)
-        models = {impl: shared if impl in MODES else
-                  build_classifier(impl, arch).to(device) for impl in impls}
-        built = {}
-        steps = {}
-        for impl, model in models.items():
-            if id(model) not in built:
-                built[id(model)] = make_steps(model, args.batch, device,
-                                              dtype)
-            steps[impl] = [in_mode(model, impl, step)
-                           for step in built[id(model)]]
-        cases = [(steps[impl][k], args.batch) for k in (0, 1)
-                 for impl in impls]
-        times = interleaved_times(cases, args.repeats, args.warmup)
-        records = {}
-        for i, impl in enumerate(impls):
-            set_mode(models[impl], impl)
-            row = dict(arch=arch, impl=impl, flops_per_image=flops,
-                       saved_mib_per_image=saved_mib_per_image(
-                           models[impl], args.batch, device, dtype))
-            for k, mode in enumerate(('train', 'inference')):
-                record = times[k * len(impls) + i]
-                records[impl, mode] = record
-                per_image = statistics.median(record)
-                # forward = 2 x the published multiply-adds; a training
-                # step is forward + backward = 3 forwards
-                work = 2 * flops * (3 if mode == 'train' else 1)
-                row[f'{mode}_images_per_s'] = 1 / per_image
-                row[f'{mode}_fraction_of_matmul'] = work / per_image / \
-                    peak_rate
-                row[f'{mode}_peak_mb'] = _run_isolated(
-                    peak_memory, impl, arch, mode, args.batch, args.threads,
-                    device, args.amp)
-            rows.append(row)
-        rows += ratio_rows(arch, impls, rows[-len(impls):], records)
-    print_speed(args, precision, rates, rows)
+        # each arch in a fresh process: what the previous one leaves in
+        # the allocator and in torch.compile's caches would otherwise add
+        # up (S, M and L in one process outgrow 24 GB)
+        arch_rows = _run_isolated(bench_arch, args, arch, dtype,
+                                  rates[precision])
+        print_speed_rows(arch_rows)
+        rows += arch_rows
+    print_speed_legend(precision)
     return dict(benchmark='speed', device=device, threads=args.threads,
                 batch=args.batch, precision=precision, repeats=args.repeats,
                 matmul_flop_rate=rates, rows=rows)
+
+
+def bench_arch(args, arch, dtype, peak_rate):
+    """The rows of one arch: each implementation, then the ratio rows."""
+    torch.set_num_threads(args.threads)
+    device = args.device
+    impls = [i for i in IMPLS if i in args.impls]
+    flops = model_flops(arch)
+    # plain, ours and with_cp are one model in three modes (one copy of
+    # the weights and AdamW state in memory, not three)
+    shared = build_classifier('ours', arch).to(device)
+    models = {impl: shared if impl in MODES else
+              build_classifier(impl, arch).to(device) for impl in impls}
+    built = {}
+    steps = {}
+    for impl, model in models.items():
+        if id(model) not in built:
+            built[id(model)] = make_steps(model, args.batch, device, dtype)
+        steps[impl] = [in_mode(model, impl, step)
+                       for step in built[id(model)]]
+    cases = [(steps[impl][k], args.batch) for k in (0, 1) for impl in impls]
+    times = interleaved_times(cases, args.repeats, args.warmup)
+    rows, records = [], {}
+    for i, impl in enumerate(impls):
+        set_mode(models[impl], impl)
+        row = dict(arch=arch, impl=impl, flops_per_image=flops,
+                   saved_mib_per_image=saved_mib_per_image(
+                       models[impl], args.batch, device, dtype))
+        for k, mode in enumerate(('train', 'inference')):
+            record = times[k * len(impls) + i]
+            records[impl, mode] = record
+            per_image = statistics.median(record)
+            # forward = 2 x the published multiply-adds; a training step
+            # is forward + backward = 3 forwards
+            work = 2 * flops * (3 if mode == 'train' else 1)
+            row[f'{mode}_images_per_s'] = 1 / per_image
+            row[f'{mode}_fraction_of_matmul'] = work / per_image / peak_rate
+            row[f'{mode}_peak_mb'] = _run_isolated(
+                peak_memory, impl, arch, mode, args.batch, args.threads,
+                device, args.amp)
+        rows.append(row)
+    return rows + ratio_rows(arch, impls, rows, records)
 
 
 def ratio_rows(arch, impls, rows, records):
@@ -453,11 +467,11 @@ def ratio_rows(arch, impls, rows, records):
     return out
 
 
-def print_speed(args, precision, rates, rows):
+def print_speed_header(args, precision, rates):
     print(f'DynaMixer at 224x224 on {args.device} ({args.threads} threads), '
           f'{precision}, batch {args.batch}; medians of {args.repeats} '
           'interleaved rounds; peak memory of a step after warm-up, in a '
-          'fresh process')
+          'fresh process; each arch in a fresh process')
     for name, rate in rates.items():
         print(f'large {name} matmul ({args.matmul_size}^3): '
               f'{rate / 1e9:.1f} GFLOP/s')
@@ -466,7 +480,10 @@ def print_speed(args, precision, rates, rows):
             print(f'  {impl:9} {IMPL_NOTES[impl]}')
     print(f'{"arch":4} {"impl":16} {"saved MiB/img":>13} {"train img/s":>11} '
           f'{"infer img/s":>11} {"train MB":>9} {"infer MB":>9} '
-          f'{"train %mm":>9} {"infer %mm":>9}')
+          f'{"train %mm":>9} {"infer %mm":>9}', flush=True)
+
+
+def print_speed_rows(rows):
     for r in rows:
         if '/' not in r['impl']:
             print(f'{r["arch"]:4} {r["impl"]:16} '
@@ -480,7 +497,10 @@ def print_speed(args, precision, rates, rows):
         print(f'{r["arch"]:4} {r["impl"]:16} {r["saved_ratio"]:12.3f}x '
               f'{r["train_speedup"]:10.3f}x {r["inference_speedup"]:10.3f}x '
               f'{r["train_memory_ratio"]:8.3f}x '
-              f'{r["inference_memory_ratio"]:8.3f}x')
+              f'{r["inference_memory_ratio"]:8.3f}x', flush=True)
+
+
+def print_speed_legend(precision):
     print('ratio rows: saved activations, throughput (higher is faster) and '
           'peak memory of the first implementation over the second')
     print('%mm: achieved FLOP rate (2 x published FLOPs per image forward, 3 '
