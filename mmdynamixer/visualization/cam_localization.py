@@ -68,20 +68,18 @@ def cam_localization(cfg, model, images: Sequence[tuple], layer_name: str,
     """For each method, ``dict(ratios, correct, total)``: the foreground
     ratio of each image of ``images`` (``(path, label)``) that the model
     classifies right, and the counts."""
-    results = {}
-    for method in methods:
-        ratios, correct = [], 0
-        for path, label in images:
-            image, inputs = pipeline_image(cfg, model, path)
+    results = {m: dict(ratios=[], correct=0, total=len(images))
+               for m in methods}
+    pixels = token_pixels(model, layer_name)
+    for path, label in images:
+        image, inputs = pipeline_image(cfg, model, path)  # once per image
+        for method in methods:
             cam, category, _ = grad_cam(model, inputs, layer, method=method)
             if category != label:
                 continue
-            correct += 1
-            up = cam_on_image(cam, image.shape[:2],
-                              token_pixels(model, layer_name)).numpy()
+            results[method]['correct'] += 1
+            up = cam_on_image(cam, image.shape[:2], pixels).numpy()
             ratio = foreground_ratio(up, image, threshold)
             if not np.isnan(ratio):
-                ratios.append(ratio)
-        results[method] = dict(ratios=ratios, correct=correct,
-                               total=len(images))
+                results[method]['ratios'].append(ratio)
     return results

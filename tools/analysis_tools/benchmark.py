@@ -35,6 +35,7 @@ import json
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -497,7 +498,8 @@ def print_speed_rows(rows):
         print(f'{r["arch"]:4} {r["impl"]:16} {r["saved_ratio"]:12.3f}x '
               f'{r["train_speedup"]:10.3f}x {r["inference_speedup"]:10.3f}x '
               f'{r["train_memory_ratio"]:8.3f}x '
-              f'{r["inference_memory_ratio"]:8.3f}x', flush=True)
+              f'{r["inference_memory_ratio"]:8.3f}x')
+    sys.stdout.flush()  # each arch's rows as soon as they are measured
 
 
 def print_speed_legend(precision):
