@@ -7,8 +7,9 @@ supports (:mod:`mmdynamixer.version_guard`). It then registers the DynaMixer
 backbone and head in MMPretrain's ``MODELS`` registry (so configs need only
 ``custom_imports = dict(imports=['mmdynamixer'])``), registers its model
 zoo with MMPretrain's ModelHub (``mmpretrain.list_models('dynamixer*')``),
-and allow-lists the plain-data types of MMEngine checkpoints for safe
-``weights_only`` loading.
+and registers a loader of local checkpoint files with MMEngine's
+``CheckpointLoader`` that allows only tensors and the plain-data types of
+MMEngine checkpoints, on every torch (:mod:`mmdynamixer.utils.safe_pickle`).
 """
 from .version import __version__
 from .version_guard import check_versions, optional_imports_skip_unsupported
@@ -18,9 +19,9 @@ check_versions()
 with optional_imports_skip_unsupported():
     from . import datasets, engine, models  # noqa: E402,F401 registers them
     from .apis import register_model_zoo
-    from .utils import register_safe_globals
+    from .utils import register_safe_loading
 
-register_safe_globals()
+register_safe_loading()
 register_model_zoo()
 
 __all__ = ['__version__']

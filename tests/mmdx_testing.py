@@ -313,6 +313,23 @@ ABLATIONS = [
 ]
 
 
+def cpu_autocast_supports(dtype):
+    """Whether this torch's CPU autocast runs in ``dtype`` (torch 2.1's
+    supports bfloat16 only)."""
+    import torch
+    try:
+        with torch.autocast('cpu', dtype=dtype):
+            return torch.is_autocast_cpu_enabled() if not hasattr(
+                torch, 'get_autocast_dtype') else \
+                torch.is_autocast_enabled('cpu')
+    except RuntimeError:
+        return False
+
+
+CPU_FP16_REASON = ("this torch's CPU autocast has no float16 (torch 2.1's "
+                   'has bfloat16 only)')
+
+
 def graph_nodes(tensor):
     """Names of the autograd nodes that ``tensor`` was computed through."""
     names, todo, seen = set(), [tensor.grad_fn], set()

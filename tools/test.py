@@ -2,8 +2,9 @@
 """Evaluate a checkpoint with an MMEngine config (MMPretrain, MMDetection or
 MMSegmentation: the config's ``default_scope`` decides).
 
-Checkpoints are loaded with ``weights_only=True``; ``import mmdynamixer``
-allow-lists the plain-data types that MMEngine checkpoints hold.
+Checkpoints are read as untrusted input: ``import mmdynamixer`` makes
+MMEngine read local files allowing only tensors and the plain-data types
+MMEngine checkpoints hold, on every torch (``mmdynamixer.utils.safe_pickle``).
 """
 import argparse
 import json
@@ -13,7 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmdynamixer  # noqa: F401 registers DynaMixer, allow-lists checkpoints
+import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
 from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,

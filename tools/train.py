@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
-import mmdynamixer  # noqa: F401 registers DynaMixer, allow-lists checkpoints
+import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
 from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,

@@ -4,11 +4,11 @@
 Every path that puts weights into a model with a DynaMixer backbone comes
 here, so that no weight is ever silently left random:
 
-- :func:`load_checkpoint_file` reads a file with ``weights_only=True`` (a
-  checkpoint is untrusted input: unpickling runs code), with errors that say
-  what is wrong with it. :func:`register_safe_globals` allow-lists the few
-  plain-data types MMEngine checkpoints hold, so that MMEngine's own loaders
-  work without turning ``weights_only`` off.
+- :func:`load_checkpoint_file` reads a file allowing only tensors and the
+  few plain-data types MMEngine checkpoints hold (a checkpoint is untrusted
+  input: unpickling runs code; :mod:`.safe_pickle` decides what is allowed,
+  on every torch), with errors that say what is wrong with it.
+  :func:`register_safe_loading` makes MMEngine read local files with it.
 - :func:`check_state_dict` compares a state dict with a module and raises
   :class:`CheckpointMismatchError` listing every missing, unexpected and
   mis-shaped key.
@@ -24,17 +24,17 @@ loads then go on, and a summary of what stayed random or was ignored is
 logged.
 """
 import os
-import pickle
+import os.path as osp
 from collections import OrderedDict
 from typing import Iterable, Optional
 
-import numpy as np
-import torch
-from mmengine.logging import MMLogger, print_log
-from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.logging import print_log
+from mmengine.runner import CheckpointLoader
+
+from . import safe_pickle
+from . import torch_features
 
 PARTIAL_LOAD_ENV = 'MMDYNAMIXER_PARTIAL_LOAD'
-HISTORY_BUFFER_STATISTICS = ('min', 'max', 'mean', 'current')
 REFERENCE_HINT = ('It looks like a checkpoint of the reference DynaMixer '
                   'implementation: convert it first with `python '
                   'tools/model_converters/dynamixer_to_mmpretrain.py SRC DST`.')
@@ -46,33 +46,24 @@ class CheckpointMismatchError(ValueError):
 
 # ---------------------------------------------------------------- reading
 
-def history_buffer_getattr(obj, name: str):
-    """``getattr`` restricted to the statistics methods of HistoryBuffer
-    (a pickled HistoryBuffer refers to them as ``getattr(cls, 'mean')``)."""
-    allowed = set(HISTORY_BUFFER_STATISTICS) | set(
-        HistoryBuffer._statistics_methods)
-    if obj is HistoryBuffer and name in allowed:
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(
-        f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, '
-        f'{name!r}) while loading a checkpoint')
-
-
-def _safe_globals():
-    multiarray = np._core.multiarray if hasattr(np, '_core') \
-        else np.core.multiarray  # numpy 1.x
-    types = [HistoryBuffer, np.ndarray, np.dtype, multiarray.scalar,
-             multiarray._reconstruct]
-    # numpy pickles dtypes by their class (np.dtypes.Float64DType, ...).
-    types += [type(np.dtype(t)) for t in set(np.sctypeDict.values())]
-    types += list(set(np.sctypeDict.values()))
-    return types + [(history_buffer_getattr, 'builtins.getattr')]
-
-
-def register_safe_globals():
+def register_safe_loading():
     """Allow-list the plain-data types of MMEngine checkpoints for
-    ``torch.load(..., weights_only=True)``."""
-    torch.serialization.add_safe_globals(_safe_globals())
+    ``torch.load(..., weights_only=True)`` where torch has the API (>= 2.4),
+    and make MMEngine read local files with :func:`load_checkpoint_file`
+    (:func:`load_from_local`), on every torch."""
+    safe_pickle.allow_safe_globals()
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
+                                     force=True)
+
+
+def load_from_local(filename, map_location=None):
+    """MMEngine's loader of local checkpoint files (``load_from``,
+    ``--resume``, ``init_cfg=dict(type='Pretrained')``, ``get_model(...,
+    pretrained=...)``, the Inferencer), reading them as untrusted input.
+
+    MMEngine's own calls ``torch.load`` without ``weights_only``, which
+    unpickles anything on torch < 2.6."""
+    return load_checkpoint_file(osp.expanduser(filename), map_location)
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
@@ -80,7 +71,7 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = safe_pickle.torch_load(path, map_location)
     except Exception as err:  # noqa: BLE001 torch raises many kinds here
         if 'Weights only load failed' in str(err):
             raise RuntimeError(
@@ -314,14 +305,29 @@ def guard_state_dict_loads(module):
     """Make every ``load_state_dict`` into ``module`` (alone or as part of a
     larger model, by any library) check ``module``'s keys strictly. A
     module-level function as the hook, so that deep copies (EMA) and pickles
-    keep working."""
-    module.register_load_state_dict_pre_hook(_guard_hook)
+    keep working.
+
+    torch < 2.5 has no public load_state_dict pre-hook: there, one log line
+    says so, and only mmdynamixer's own loads are checked."""
+    if torch_features.LOAD_STATE_DICT_PRE_HOOK:
+        module.register_load_state_dict_pre_hook(_guard_hook)
+    else:
+        torch_features.log_unavailable(
+            'Checking every load_state_dict into a DynaMixer',
+            'torch >= 2.5 (Module.register_load_state_dict_pre_hook)',
+            "only mmdynamixer's own loads are checked (init_cfg=dict(type="
+            "'Pretrained') given to the backbone, StrictLoadHook for "
+            'load_from/--resume/tools/test.py, pytorch2onnx); others '
+            '(get_model(pretrained=...), the Inferencer, a list init_cfg, '
+            "load_state_dict) get only MMEngine's or torch's own warnings "
+            'and errors')
     return module
 
 
 __all__ = [
     'CheckpointMismatchError', 'PARTIAL_LOAD_ENV', 'check_state_dict',
     'compare_state_dict', 'extract_state_dict', 'guard_state_dict_loads',
-    'load_checkpoint_file', 'load_pretrained', 'load_state_dict_checked',
-    'partial_load_allowed', 'register_safe_globals', 'select_prefix'
+    'load_checkpoint_file', 'load_from_local', 'load_pretrained',
+    'load_state_dict_checked', 'partial_load_allowed',
+    'register_safe_loading', 'select_prefix'
 ]

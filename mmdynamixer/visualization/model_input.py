@@ -7,16 +7,25 @@ import numpy as np
 from mmengine.dataset import Compose, default_collate
 from mmengine.registry import init_default_scope
 
+from ..utils import (extract_state_dict, load_checkpoint_file,
+                     load_state_dict_checked)
+
 
 def init_classifier(cfg, checkpoint: str):
     """The config's model on the CPU, in eval mode, with ``checkpoint``
     loaded strictly (a checkpoint of another model stops with the key
-    listing)."""
+    listing, on every torch) and its ``dataset_meta``."""
     from mmpretrain.apis import init_model
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     # the checkpoint holds every weight: no init_cfg checkpoint to load
     cfg.model.get('backbone', {}).pop('init_cfg', None)
-    return init_model(cfg, checkpoint, device='cpu').eval()
+    model = init_model(cfg, None, device='cpu')
+    ckpt = load_checkpoint_file(checkpoint)
+    load_state_dict_checked(model, extract_state_dict(ckpt), checkpoint)
+    meta = ckpt.get('meta') or {}
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return model.eval()
 
 
 def pipeline_image(cfg, model, path: str):

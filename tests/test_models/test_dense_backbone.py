@@ -13,7 +13,8 @@ from mmengine.registry import MODELS, init_default_scope
 
 import mmdynamixer  # noqa: F401
 from mmdynamixer.models import DynaMixer, check_model
-from mmdynamixer.utils import CheckpointMismatchError
+from mmdynamixer.utils import (CheckpointMismatchError,
+                               load_state_dict_checked, torch_features)
 from mmdx_testing import REPO, TINY
 
 TINY_ARGS = {k: v for k, v in TINY.items() if k != 'type'}
@@ -77,24 +78,38 @@ def test_dense_configs_norm_their_outputs(config):
         'norm0.weight', 'norm0.bias', 'norm1.weight', 'norm1.bias')
 
 
-def test_checkpoint_with_other_output_norms_names_the_fix(tmp_path):
+def checked_load(module, state_dict):
+    load_state_dict_checked(module, state_dict, 'ckpt')
+
+
+def plain_load(module, state_dict):
+    module.load_state_dict(state_dict)
+
+
+@pytest.mark.parametrize('load', [checked_load, pytest.param(
+    plain_load, marks=pytest.mark.skipif(
+        not torch_features.LOAD_STATE_DICT_PRE_HOOK, reason=(
+            'torch < 2.5: no public load_state_dict pre-hook, so plain loads '
+            'are not checked; the checked load runs the same hints')))],
+    ids=['checked', 'load_state_dict'])
+def test_checkpoint_with_other_output_norms_names_the_fix(load):
     trained = DynaMixer(**{**TINY_ARGS, 'out_indices': (1, ),
                            'norm_outputs': True})
     other = DynaMixer(**{**TINY_ARGS, 'out_indices': (0, 1),
                          'norm_outputs': True})
     with pytest.raises(CheckpointMismatchError) as err:
-        other.load_state_dict(trained.state_dict())
+        load(other, trained.state_dict())
     assert ('The checkpoint has output norms for stages [1], this backbone '
             'for [0, 1] (norm_outputs=True, out_indices=(0, 1)): build it '
             'with norm_outputs=True, out_indices=(1,).') in str(err.value)
     plain = DynaMixer(**{**TINY_ARGS, 'out_indices': (1, )})
     with pytest.raises(CheckpointMismatchError, match=re.escape(
             'build it with norm_outputs=True, out_indices=(1,)')):
-        plain.load_state_dict(trained.state_dict())
+        load(plain, trained.state_dict())
     # the fix, as written
     fixed = DynaMixer(**{**TINY_ARGS, 'norm_outputs': True,
                          'out_indices': (1, )})
-    fixed.load_state_dict(trained.state_dict())
+    load(fixed, trained.state_dict())
 
 
 # ------------------------------------------------- layer-wise lr decay

@@ -9,6 +9,7 @@ import torch
 
 from mmdynamixer.models import DynaMixer
 from mmdynamixer.testing import BaselineDynaMixer, saved_tensor_bytes
+from mmdx_testing import CPU_FP16_REASON, cpu_autocast_supports
 
 SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
                        num_segments=[4, 8], reduced_dims=[2, 2]),
@@ -105,9 +106,40 @@ def test_torch_compile_full_graph(sliding, tmp_path, monkeypatch):
         assert relative_error(ours, t) <= bound, name
 
 
-DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason='needs CUDA; the CPU case runs '
-    'the same autocast code with float16'))]
+DEVICES = [pytest.param('cpu', marks=pytest.mark.skipif(
+    not cpu_autocast_supports(torch.float16), reason=CPU_FP16_REASON +
+    '; test_generators_run_in_float32_under_autocast checks the same '
+    'code under bfloat16')),
+    pytest.param('cuda', marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason='needs CUDA; the CPU case '
+        'runs the same autocast code with float16'))]
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, pytest.param(
+    torch.float16, marks=pytest.mark.skipif(
+        not cpu_autocast_supports(torch.float16), reason=CPU_FP16_REASON))])
+@pytest.mark.parametrize('generator', ['dynamic', 'per_token'])
+def test_generators_run_in_float32_under_autocast(generator, dtype):
+    """Under CPU autocast the generators (and the softmax after them)
+    compute in float32, the mixing and the projections in the autocast
+    dtype: what keeps float16 finite (below), seen on every torch."""
+    model = DynaMixer(**dict(SMALL, generator=generator))
+    op = model.stages[0][0].mixer.mix_h
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+        return hook
+
+    generator_layer = op.compress if generator == 'dynamic' else \
+        op.generate
+    generator_layer.register_forward_hook(record('generator'))
+    model.stages[0][0].mixer.proj.register_forward_hook(record('proj'))
+    with torch.autocast('cpu', dtype=dtype):
+        out = model(torch.randn(2, 3, 64, 64))[0]
+    assert seen == {'generator': torch.float32, 'proj': dtype}
+    assert out.dtype == dtype
 
 
 @pytest.mark.parametrize('device', DEVICES)

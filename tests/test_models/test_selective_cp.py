@@ -11,7 +11,14 @@ import torch
 
 from mmdynamixer.models import DynaMixer
 from mmdynamixer.testing import BaselineDynaMixer, saved_tensor_bytes
-from mmdx_testing import graph_nodes
+from mmdynamixer.utils import torch_features
+from mmdx_testing import CPU_FP16_REASON, cpu_autocast_supports, graph_nodes
+
+needs_selective = pytest.mark.skipif(
+    not torch_features.SELECTIVE_RECOMPUTE, reason=(
+        'torch < 2.3 has no torch.compiler.is_compiling, so selective_cp is '
+        'off (tests/test_utils/test_torch_features.py checks that it is, '
+        'and what a layer keeps then)'))
 
 SMALL = dict(arch=dict(embed_dims=[32, 64], depths=[2, 2],
                        num_segments=[4, 8], reduced_dims=[2, 2]),
@@ -68,6 +75,7 @@ def saved(model, x):
     return saved_tensor_bytes(lambda: model(x), model.parameters())[0]
 
 
+@needs_selective
 def test_saved_bytes_stay_below_the_bound_from_the_shapes():
     """The lean set is what bound_bytes lists; the plain layer (and the
     baseline) keep more than that bound, so the bound tells them apart."""
@@ -85,6 +93,7 @@ def test_saved_bytes_stay_below_the_bound_from_the_shapes():
         assert saved(model, x) == 0
 
 
+@needs_selective
 def test_the_lean_path_runs_wherever_there_is_a_backward():
     """Not under no_grad (nothing to keep), and wherever gradients are
     asked for, also of a model in eval mode (Grad-CAM); selective_cp=False
@@ -125,7 +134,9 @@ def test_with_cp_on_top_gives_the_same_numbers(kwargs):
                                    msg=name)
 
 
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize('dtype', [torch.bfloat16, pytest.param(
+    torch.float16, marks=pytest.mark.skipif(
+        not cpu_autocast_supports(torch.float16), reason=CPU_FP16_REASON))])
 def test_autocast_gives_the_same_numbers_as_the_plain_layer(dtype):
     """Under autocast the lean functions run the same operations in the
     same dtypes, and their backwards make autocast's casts themselves: the

@@ -74,10 +74,11 @@ def test_train_then_test_reaches_90_percent_on_held_out(trained):
     assert metrics['accuracy/top1'] >= 90.0, metrics
 
 
-def test_checkpoints_need_the_allow_list_not_weights_only_false(trained):
-    """tools/train.py checkpoints hold MMEngine objects: plain
-    weights_only loading refuses them; our allow-list (no unpickling of
-    arbitrary objects) accepts them."""
+def test_checkpoints_load_through_the_allow_list_on_every_torch(trained):
+    """tools/train.py checkpoints hold MMEngine objects: torch's plain
+    weights_only loading refuses them; through MMEngine's own entry point
+    (what --resume, tools/test.py and load_from use) they load, with our
+    allow-list and nothing else allowed, on this torch whichever it is."""
     _, work = trained
     ckpt = glob.glob(str(work / 'epoch_*.pth'))[0]
     plain = subprocess.run(
@@ -86,11 +87,14 @@ def test_checkpoints_need_the_allow_list_not_weights_only_false(trained):
         capture_output=True, text=True)
     assert plain.returncode != 0 and 'Weights only load failed' in plain.stderr
     ours = subprocess.run(
-        [sys.executable, '-c', 'import mmdynamixer, torch, sys; '
-         'c = torch.load(sys.argv[1], weights_only=True); '
-         'print(sorted(c))', ckpt], capture_output=True, text=True)
+        [sys.executable, '-c', 'import mmdynamixer, sys; '
+         'from mmengine.runner import CheckpointLoader; '
+         'c = CheckpointLoader.load_checkpoint(sys.argv[1], "cpu"); '
+         'print(sorted(c), type(c["message_hub"]["log_scalars"]'
+         '["train/loss"]).__name__)', ckpt], capture_output=True, text=True)
     assert ours.returncode == 0, ours.stderr
     assert 'message_hub' in ours.stdout and 'optimizer' in ours.stdout
+    assert 'HistoryBuffer' in ours.stdout
 
 
 def test_test_tool_rejects_corrupted_checkpoint(trained, tmp_path):

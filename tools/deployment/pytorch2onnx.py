@@ -29,6 +29,7 @@ from mmengine.registry import init_default_scope
 import mmdynamixer  # noqa: F401 registers DynaMixer
 from mmdynamixer.utils import load_pretrained
 from mmdynamixer.utils.tool_utils import backbone_input_size, load_config
+from mmdynamixer.utils.torch_features import onnx_export_kwargs
 
 
 class ScoresOnly(nn.Module):
@@ -61,7 +62,7 @@ def export(model, path, shape, batch_size=1, opset=17):
         # built for this image size, as the fixed-size model is
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         warnings.simplefilter('ignore', DeprecationWarning)
-        torch.onnx.export(model, (x, ), path, dynamo=False,
+        torch.onnx.export(model, (x, ), path, **onnx_export_kwargs(),
                           input_names=['input'], output_names=['scores'],
                           dynamic_axes={'input': {0: 'batch'},
                                         'scores': {0: 'batch'}},

@@ -14,6 +14,7 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 
 from ...utils.checkpoint import guard_state_dict_loads, load_pretrained
+from ...utils import torch_features
 from ..utils import DynaMixerOp, float32_under_autocast, softmax_fp32
 from ..utils.selective_recompute import (LeanBranchSum, LeanNormMLP,
                                          recompute_applies)
@@ -409,6 +410,11 @@ class DynaMixer(BaseBackbone):
                                                       self.num_stages)
         self.check_switches(branches, reweight, share_hw, sliding_window,
                             window_stride, drop_path_rate)
+        if selective_cp and not torch_features.SELECTIVE_RECOMPUTE:
+            torch_features.log_unavailable(
+                'selective_cp', 'torch >= 2.3 (it steps aside when '
+                'torch.compiler.is_compiling())', 'DynaMixer layers keep all '
+                'their activations for backward, as with selective_cp=False')
         self.sliding_window = sliding_window
         strides = self.window_strides(
             self.grids, 0.5 if window_stride is None else window_stride) \

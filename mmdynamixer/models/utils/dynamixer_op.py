@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from mmdynamixer.utils.torch_features import autocast_enabled
+
 GENERATORS = ('dynamic', 'static', 'per_token')
 
 
@@ -30,8 +32,8 @@ class Windows(NamedTuple):
 def softmax_fp32(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Softmax in at least float32, so that fp16/bf16 logits under
     autocast cannot overflow (float64 stays float64)."""
-    return x.softmax(dim=dim, dtype=torch.promote_types(x.dtype,
-                                                        torch.float32))
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.softmax(dim=dim, dtype=dtype)
 
 
 def float32_under_autocast(method):
@@ -42,7 +44,7 @@ def float32_under_autocast(method):
 
     @functools.wraps(method)
     def wrapper(self, x: torch.Tensor, *args):
-        if torch.is_autocast_enabled(x.device.type):
+        if autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return method(self, x.float(), *args).to(x.dtype)
         return method(self, x, *args)

@@ -19,14 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
+from mmdynamixer.utils import torch_features
+from mmdynamixer.utils.torch_features import autocast_state
+
 
 def recompute_applies() -> bool:
     """Whether a forward may take the lean functions: when it records a
     backward, and not while tracing or compiling (tracers and torch.compile
     see the plain operations; compile's partitioner chooses what to
-    recompute itself)."""
-    return (torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
+    recompute itself). Never on a torch without
+    ``torch.compiler.is_compiling`` (< 2.3): it could not tell."""
+    return (torch_features.SELECTIVE_RECOMPUTE and torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+            and not torch_features.is_compiling())
 
 
 def gemm_operand(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -83,9 +88,7 @@ class LeanBranchSum(Function):
         ctx.recipes, ctx.shape = recipes, shape
         ctx.dtypes = dict(gemm=z.dtype, bias=bias.dtype,
                           t=[t.dtype for t, *_ in branches])
-        ctx.autocast = (a.device.type,
-                        torch.is_autocast_enabled(a.device.type),
-                        torch.get_autocast_dtype(a.device.type))
+        ctx.autocast = (a.device.type, *autocast_state(a.device.type))
         kept = []
         for (t, weight, b, mix_weights, x), recipe in zip(branches, recipes):
             kept += [t if recipe is None else None, weight, b, mix_weights,
