@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install a tested stack into ./.venv (or $VENV), then this package in editable mode.
 #
-#   bash tools/install.sh                                        # the default stack (torch 2.13.0)
-#   PYTHON=python3.12 TORCH=2.14.1 VENV=.venv-torch2.14.1 bash tools/install.sh   # the newest torch
-#
-# PYTHON is the interpreter of a new venv (each constraints file names the Python it was tested with).
+#   bash tools/install.sh                                              # the default stack (torch 2.13.0)
+#   TORCH=2.1.2 VENV=.venv-torch2.1.2 bash tools/install.sh             # the oldest: torch 2.1, numpy 1.26
+#   TORCH=2.15.0 VENV=.venv-torch2.15.0 bash tools/install.sh           # the newest torch
+#   STACK=torch2.1.2-numpy1.24.4 VENV=.venv-np124 bash tools/install.sh  # any requirements/constraints-*.txt
 #
 # Each tested stack is a constraints file of exact versions: requirements/constraints.txt (the default)
-# and requirements/constraints-torch<version>.txt; TORCH picks one. Anything else is refused before any
-# work starts. To install into your own environment instead, see the README ("Use in your own environment").
+# and requirements/constraints-<stack>.txt; STACK picks one, and TORCH=<version> means STACK=torch<version>.
+# Anything else is refused before any work starts. The first line of each file names the Python it was
+# tested with (`# python: 3.10`); a new venv is made with that python3.X unless PYTHON names another
+# interpreter. To install into your own environment instead, see the README ("Use in your own environment").
 #
 # mmcv 2.1.0 ships only as source and compiles its C++ ops for 10-30 min on 2 cores. torch >= 2.14 needs
 # C++20 in its headers while mmcv 2.1.0's setup.py asks for C++17, so for those the build uses C++20. The
@@ -19,27 +21,34 @@
 # one is deleted and rebuilt). pip's own wheel cache is never used for mmcv (it ignores torch changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 CACHE=${MMDYNAMIXER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdynamixer}
 log() { printf '[install] %s\n' "$*" >&2; }
 pin() { sed -n "s/^$1=\{2,3\}\([^ ;#]*\).*/\1/p" "$CONSTRAINTS"; }
 
-# 1. The stack: refuse an untested torch before creating or compiling anything.
+# 1. The stack: refuse an untested one before creating or compiling anything.
 CONSTRAINTS=requirements/constraints.txt
-if [ -n "${TORCH:-}" ] && [ "$TORCH" != "$(pin torch)" ]; then
-    CONSTRAINTS=requirements/constraints-torch$TORCH.txt
+if [ -n "${TORCH:-}" ] && [ -z "${STACK:-}" ] && [ "$TORCH" != "$(pin torch)" ]; then
+    STACK=torch$TORCH
+fi
+if [ -n "${STACK:-}" ]; then
+    CONSTRAINTS=requirements/constraints-$STACK.txt
     if [ ! -f "$CONSTRAINTS" ]; then
         CONSTRAINTS=requirements/constraints.txt
-        choices=$(printf '%s\n' "$(pin torch)" requirements/constraints-torch*.txt |
-                  sed 's/.*constraints-torch\(.*\)\.txt/\1/' | paste -sd ' ')
-        log "error: TORCH=$TORCH is not a tested stack, so install.sh cannot build mmcv" \
-            "$(pin mmcv) for it. Choose one of: $choices (each is a" \
+        choices=$(for f in requirements/constraints-*.txt; do
+                      basename "$f" .txt | sed 's/^constraints-//'; done | paste -sd ' ')
+        what="STACK=$STACK"
+        [ -n "${TORCH:-}" ] && what="TORCH=$TORCH"
+        log "error: $what is not a tested stack, so install.sh cannot build mmcv" \
+            "$(pin mmcv) for it. Choose one of: TORCH=$(pin torch) (the default)" \
+            "$(for c in $choices; do printf 'STACK=%s ' "$c"; done)(each is a" \
             "requirements/constraints*.txt file), or install into your own environment as the" \
             "README's \"Use in your own environment\" says."
         exit 2
     fi
 fi
+STACK_PYTHON=$(sed -n '1s/^# python: *\([0-9.]*\).*/\1/p' "$CONSTRAINTS")
+PYTHON=${PYTHON:-python${STACK_PYTHON:-3}}
 TORCH_VERSION=$(pin torch)
 MMCV_VERSION=$(pin mmcv)
 CXX_STD=c++17
@@ -54,10 +63,10 @@ fi
 log "stack: $CONSTRAINTS (torch $TORCH_VERSION, mmcv $MMCV_VERSION built with $CXX_STD) into $VENV"
 
 if [ ! -x "$VENV/bin/python" ]; then
-    if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
-        log "error: PYTHON=$PYTHON does not run as Python 3.11 or newer, so $VENV cannot be" \
-            "created. Name an installed interpreter (e.g. PYTHON=python3.11, or the one its" \
-            "constraints file names), or create $VENV yourself first."
+    if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+        log "error: PYTHON=$PYTHON does not run as Python 3.10 or newer, so $VENV cannot be" \
+            "created. $CONSTRAINTS was tested with Python ${STACK_PYTHON:-?}: name an installed" \
+            "interpreter (e.g. PYTHON=python${STACK_PYTHON:-3.11}), or create $VENV yourself first."
         exit 2
     fi
     log "creating $VENV with $($PYTHON --version)"

@@ -13,6 +13,7 @@ from email.parser import Parser
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name as canonical
+from packaging.version import Version
 
 from mmdx_testing import REPO, requirements_file, run_tool
 
@@ -70,13 +71,50 @@ def test_wheel_carries_configs_tools_and_model_index(wheel):
     assert not any(n.startswith(('tests/', 'configs/')) for n in names)
 
 
-def test_installed_wheel_works_without_the_checkout(wheel, tmp_path):
-    """`pip install` of the wheel (into a folder of its own, not this venv),
-    then from another directory: the zoo, get_model and the Inferencer."""
-    target = tmp_path / 'site'
+@pytest.fixture(scope='module')
+def installed(wheel, tmp_path_factory):
+    """The wheel installed with pip into a folder of its own (not this
+    venv), and an empty directory to run from."""
+    target = tmp_path_factory.mktemp('site')
     subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q',
                     '--target', str(target), wheel], check=True,
                    capture_output=True, text=True, timeout=600)
+    elsewhere = tmp_path_factory.mktemp('elsewhere')
+    return target, elsewhere
+
+
+def run_installed(installed, code):
+    target, elsewhere = installed
+    env = dict(os.environ, PYTHONPATH=str(target))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=elsewhere,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_dry_run_install_into_this_stack_adds_nothing_else(wheel):
+    """`pip install --dry-run` of the package, with the detection and
+    segmentation extras, into the environment that runs the suite (each
+    tested stack's venv): pip would install mmdynamixer and nothing else,
+    so none of the user's torch, numpy or OpenMMLab packages is replaced.
+    --no-index: anything not already satisfied fails here instead of
+    being downloaded."""
+    import json
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-index',
+         '--disable-pip-version-check', '-q', '--report', '-',
+         f'{wheel}[det,seg]'], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    names = [item['metadata']['name'] for item in report['install']]
+    assert names == ['mmdynamixer'], names
+
+
+def test_installed_wheel_works_without_the_checkout(installed, tmp_path):
+    """From another directory, with the installed copy only: the zoo,
+    get_model and the Inferencer."""
+    target, _ = installed
     import torch
     import mmdynamixer  # noqa: F401
     from mmpretrain import get_model
@@ -85,8 +123,6 @@ def test_installed_wheel_works_without_the_checkout(wheel, tmp_path):
     state['head.fc.bias'] = 10 * torch.arange(1000.)  # to see it loaded
     ckpt = tmp_path / 's.pth'
     torch.save({'state_dict': state, 'meta': {}}, ckpt)
-    elsewhere = tmp_path / 'elsewhere'
-    elsewhere.mkdir()
     code = f'''
 import numpy as np, torch, mmdynamixer, mmpretrain
 from mmpretrain import ImageClassificationInferencer, get_model
@@ -103,14 +139,54 @@ image = np.random.default_rng(0).integers(0, 255, (300, 260, 3), np.uint8)
 result = inferencer(image)[0]
 print('label', result['pred_label'], len(result['pred_scores']))
 '''
-    env = dict(os.environ, PYTHONPATH=str(target))
-    proc = subprocess.run([sys.executable, '-c', code], cwd=elsewhere,
-                          env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'params 57128264' in proc.stdout  # DynaMixer-M, as published
+    out = run_installed(installed, code)
+    assert 'params 57128264' in out  # DynaMixer-M, as published
     # the head's bias is 0, 10, ..., 9990: the prediction is the last class
-    assert 'label 999 1000' in proc.stdout, proc.stdout
+    assert 'label 999 1000' in out, out
+
+
+def test_installed_dense_configs_build_and_run(installed):
+    """The detection and segmentation configs the wheel carries, run with
+    MMDetection's and MMSegmentation's own inference APIs from another
+    directory: they build (mmdet::/mmseg:: bases, custom_imports) and
+    predict on an image of a size that is no multiple of the strides."""
+    target, _ = installed
+    configs = osp.join(str(target), 'mmdynamixer', '.mim', 'configs')
+    code = f'''
+import os.path as osp
+import numpy as np
+import mmdynamixer
+configs = {configs!r}
+assert mmdynamixer.__file__.startswith({str(target)!r})
+image = np.random.default_rng(0).integers(0, 255, (150, 130, 3), np.uint8)
+
+from mmdet.apis import inference_detector, init_detector
+det = init_detector(
+    osp.join(configs, 'dynamixer_detection',
+             'retinanet_dynamixer-s_fpn_8xb2-1x_coco.py'), None,
+    device='cpu', cfg_options={{
+        'test_dataloader.dataset.pipeline.1.scale': (200, 180)}})
+result = inference_detector(det, image)
+print('det', type(det.backbone).__name__, det.backbone.sliding_window,
+      result.pred_instances.bboxes.shape[1])
+
+from mmseg.apis import inference_model, init_model
+seg = init_model(
+    osp.join(configs, 'dynamixer_segmentation',
+             'fpn_dynamixer-s_4xb4-80k_ade20k-512x512.py'), None,
+    device='cpu', cfg_options={{
+        'model.backbone.init_cfg': None,
+        'model.test_cfg': dict(mode='whole'),
+        'test_pipeline.1.scale': (200, 150)}})
+result = inference_model(seg, image)
+print('seg', type(seg.backbone).__name__,
+      tuple(result.pred_sem_seg.data.shape),
+      int(result.pred_sem_seg.data.max()) < 150)
+'''
+    out = run_installed(installed, code)
+    assert 'det DynaMixer True 4' in out, out
+    # the segmentation map is predicted for the input image's own size
+    assert 'seg DynaMixer (1, 150, 130) True' in out, out
 
 
 def constraints(name):
@@ -138,27 +214,68 @@ def test_tested_stacks_are_exact_and_within_the_ranges(name):
     assert 'torchvision' in pins and 'opencv-python-headless' in pins
 
 
+def stack_files():
+    return sorted(p for p in os.listdir(osp.join(REPO, 'requirements'))
+                  if p.startswith('constraints'))
+
+
+def stack_python(name):
+    """The Python a constraints file names on its first line."""
+    with open(osp.join(REPO, 'requirements', name)) as f:
+        first = f.readline()
+    assert first.startswith('# python: '), (name, first)
+    return Version(first.split(':')[1].strip())
+
+
+def test_every_lower_bound_is_a_tested_row():
+    """Each lower bound of what `import mmdynamixer` needs (and of
+    python_requires) is the release of some tested stack: no range reaches
+    below what the whole suite passed on."""
+    import re
+    pins = {name: constraints(name) for name in stack_files()}
+    bounds = {r.name: next(s.version for s in r.specifier
+                           if s.operator == '>=')
+              for r in requirements_file('runtime.txt') if r.specifier}
+    assert set(bounds) == {'numpy', 'torch', 'torchvision'}
+    for package, low in bounds.items():
+        low = Version(low)
+        tested = sorted(Version(p[package]) for p in pins.values())
+        assert tested[0].release[:len(low.release)] == low.release, \
+            f'{package}>={low}: the oldest tested is {tested[0]}'
+    with open(osp.join(REPO, 'setup.py')) as f:
+        python = Version(re.search(r"python_requires='>=([\d.]+)'",
+                                   f.read()).group(1))
+    assert min(stack_python(name) for name in stack_files()) == python
+    # numpy 1.x and 2.x are both tested; torch 2.1 and the newest
+    numpys = {Version(p['numpy']).major for p in pins.values()}
+    assert numpys == {1, 2}
+
+
 def test_install_refuses_an_untested_torch_before_doing_anything(tmp_path):
     venv = tmp_path / 'venv'
     proc = run_tool('tools/install.sh', env=dict(TORCH='2.12.1',
                                                  VENV=str(venv)),
                     check=False, timeout=60)
     assert proc.returncode == 2
-    stacks = sorted(constraints(p)['torch'] for p in os.listdir(
-        osp.join(REPO, 'requirements')) if p.startswith('constraints'))
-    assert len(stacks) >= 2
+    default = constraints('constraints.txt')['torch']
+    others = ' '.join(f'STACK={n[len("constraints-"):-len(".txt")]}'
+                      for n in stack_files() if n != 'constraints.txt')
+    assert len(stack_files()) >= 3
     assert 'TORCH=2.12.1 is not a tested stack' in proc.stderr
     assert 'cannot build mmcv 2.1.0' in proc.stderr
-    assert f'Choose one of: {" ".join(stacks)}' in proc.stderr, proc.stderr
+    assert (f'Choose one of: TORCH={default} (the default) {others} (each '
+            'is a') in proc.stderr, proc.stderr
     assert not venv.exists()
 
 
 def test_install_refuses_a_python_that_does_not_run(tmp_path):
     venv = tmp_path / 'venv'
-    proc = run_tool('tools/install.sh', env=dict(PYTHON='python-missing',
-                                                 VENV=str(venv)),
-                    check=False, timeout=60)
+    proc = run_tool('tools/install.sh', env=dict(
+        PYTHON='python-missing', VENV=str(venv), TORCH='2.1.2'),
+        check=False, timeout=60)
     assert proc.returncode == 2
-    assert ('error: PYTHON=python-missing does not run as Python 3.11 or '
+    assert ('error: PYTHON=python-missing does not run as Python 3.10 or '
             'newer') in proc.stderr, proc.stderr
+    assert ('requirements/constraints-torch2.1.2.txt was tested with Python '
+            '3.10') in proc.stderr
     assert not venv.exists()
