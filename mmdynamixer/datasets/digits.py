@@ -15,15 +15,13 @@ import numpy as np
 SPLITS = ('train', 'val', 'test')
 
 
-def prepare_digits(root: str, val_fraction: float = 0.1,
-                   test_fraction: float = 0.2, seed: int = 0) -> dict:
-    """Write the digits to ``root`` and return the image count per split.
-
-    Safe to re-run: files are rewritten identically, and a re-run with
-    another seed removes each image's copy from the split it left, so that
-    no image is ever in two splits.
-    """
-    import cv2
+def load_digit_splits(val_fraction: float = 0.1, test_fraction: float = 0.2,
+                      seed: int = 0):
+    """``(images, labels, split_of)``: scikit-learn's digits as ``uint8``
+    8x8 images (0-255), their labels, and the split of each (``'train'``,
+    ``'val'`` or ``'test'``), stratified by class with a fixed seed. The
+    one source of the Quick start's splits (:func:`prepare_digits`) and of
+    the digit scenes' (:mod:`.digit_scenes`)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -38,6 +36,21 @@ def prepare_digits(root: str, val_fraction: float = 0.1,
         split_of[idx[:n_test]] = 'test'
         split_of[idx[n_test:n_test + n_val]] = 'val'
         split_of[idx[n_test + n_val:]] = 'train'
+    return images, labels, split_of
+
+
+def prepare_digits(root: str, val_fraction: float = 0.1,
+                   test_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Write the digits to ``root`` and return the image count per split.
+
+    Safe to re-run: files are rewritten identically, and a re-run with
+    another seed removes each image's copy from the split it left, so that
+    no image is ever in two splits.
+    """
+    import cv2
+
+    images, labels, split_of = load_digit_splits(val_fraction, test_fraction,
+                                                 seed)
     counts = dict.fromkeys(SPLITS, 0)
     for i, (image, label, split) in enumerate(zip(images, labels, split_of)):
         folder = osp.join(root, split, str(label))
