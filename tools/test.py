@@ -15,6 +15,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
+from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -47,7 +48,7 @@ def merge_args(cfg, args):
             evaluators, (list, tuple)) else [evaluators]
         cfg.test_evaluator = evaluators + [
             dict(type='DumpResults', out_file_path=args.out)]
-    return setup_cfg(cfg, args)
+    return setup_cfg(cfg, args, ('test_dataloader', ))
 
 
 def main(argv=None):
@@ -58,6 +59,7 @@ def main(argv=None):
     init_cpu_distributed(cfg, args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    check_model(runner.model)
     metrics = runner.test()
     shutdown_distributed()
     print('Test metrics: ' + json.dumps(

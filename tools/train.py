@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
+from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -76,7 +77,9 @@ def merge_args(cfg, args):
             loader['pin_memory'] = False
         if loader and args.no_persistent_workers:
             loader['persistent_workers'] = False
-    cfg = setup_cfg(cfg, args)
+    loaders = ('train_dataloader', ) if args.no_validate else (
+        'train_dataloader', 'val_dataloader')
+    cfg = setup_cfg(cfg, args, loaders)
     optim_wrapper = cfg.optim_wrapper
     if optim_wrapper.get('type', 'OptimWrapper') in ('OptimWrapper',
                                                      'mmengine.OptimWrapper'):
@@ -107,13 +110,16 @@ def check_resume_checkpoint(cfg):
 
 
 def build_runner(argv=None):
-    """The runner of the command line ``argv``, its model built."""
+    """The runner of the command line ``argv``, its model built and checked
+    (every error of the config or the data surfaces here)."""
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_resume_checkpoint(cfg)
     init_cpu_distributed(cfg, args)
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else \
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    check_model(runner.model)
+    return runner
 
 
 def main(argv=None):

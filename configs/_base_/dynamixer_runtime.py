@@ -5,7 +5,6 @@ _base_ = ['./default_runtime.py']
 
 custom_hooks = [
     dict(type='EpochSeedHook'),
-    dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=100),

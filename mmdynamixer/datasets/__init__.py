@@ -1,7 +1,9 @@
 from .data_paths import check_data_paths
 from .digits import prepare_digits
 from .image_integrity import (BadImageError, ImageIntegrityDataset,
-                              TooManyBadImagesError, image_file_problem)
+                              TooManyBadImagesError, image_file_problem,
+                              wrap_datasets)
 
 __all__ = ['BadImageError', 'ImageIntegrityDataset', 'TooManyBadImagesError',
-           'check_data_paths', 'image_file_problem', 'prepare_digits']
+           'check_data_paths', 'image_file_problem', 'prepare_digits',
+           'wrap_datasets']
