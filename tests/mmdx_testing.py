@@ -58,10 +58,13 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
     tests/mmdx_toolserver.py, which has done the imports every tool starts
     with (the tool's own imports then find them loaded): seconds saved per
     run. Anything given ``env``, ``-c`` code and shell scripts get a fresh
-    interpreter, as does every tool with MMDX_TEST_SUBPROCESS=1."""
+    interpreter, as do the libraries' own tools (``stock_tool``: nothing
+    imported before the config's ``custom_imports``, as for a user) and
+    every tool with MMDX_TEST_SUBPROCESS=1."""
     python = args[0].endswith('.py') or args[0] == '-c'
     cmd = [sys.executable, *args] if python else ['bash', *args]
-    if (args[0].endswith('.py') and env is None
+    ours = not osp.isabs(args[0]) or args[0].startswith(REPO + os.sep)
+    if (args[0].endswith('.py') and ours and env is None
             and os.environ.get('MMDX_TEST_SUBPROCESS') != '1'):
         proc = _fork_tool(args, cwd, timeout)
     else:
@@ -75,6 +78,17 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def stock_tool(library, name='train.py'):
+    """The path of a library's own ``tools/NAME`` as its installed package
+    ships it (``<package>/.mim/tools/``, what ``mim train``/``mim test``
+    run): MMPretrain's, MMDetection's or MMSegmentation's."""
+    import importlib
+    package = importlib.import_module(library)
+    path = osp.join(osp.dirname(package.__file__), '.mim', 'tools', name)
+    assert osp.isfile(path), f'{library} ships no {path}'
+    return path
 
 
 def snapshot(folder):
@@ -191,14 +205,16 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size={batch_size}, num_workers=0,
-    dataset=dict(type='ImageNet', data_root={data_root!r}, split='train',
-                 pipeline=train_pipeline),
+    batch_size={batch_size}, num_workers=0, persistent_workers=False,
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type='ImageNet', data_root={data_root!r},
+                              split='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
 val_dataloader = dict(
-    batch_size=2, num_workers=0,
-    dataset=dict(type='ImageNet', data_root={data_root!r}, split='val',
-                 pipeline=test_pipeline),
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type='ImageNet', data_root={data_root!r},
+                              split='val', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
@@ -213,7 +229,8 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs={max_epochs}, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
-custom_hooks = [dict(type='EpochSeedHook'),
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='ModelCheckHook'),
+                dict(type='StrictLoadHook'), dict(type='NonFiniteLossHook'),
                 dict(type='DynaMixerDiagnosticsHook', interval=1)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=-1))

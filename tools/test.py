@@ -15,7 +15,6 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
-from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -48,7 +47,7 @@ def merge_args(cfg, args):
             evaluators, (list, tuple)) else [evaluators]
         cfg.test_evaluator = evaluators + [
             dict(type='DumpResults', out_file_path=args.out)]
-    return setup_cfg(cfg, args, ('test_dataloader', ))
+    return setup_cfg(cfg, args)
 
 
 def main(argv=None):
@@ -59,7 +58,6 @@ def main(argv=None):
     init_cpu_distributed(cfg, args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
-    check_model(runner.model)
     metrics = runner.test()
     shutdown_distributed()
     print('Test metrics: ' + json.dumps(

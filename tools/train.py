@@ -9,7 +9,6 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
-from mmdynamixer.models import check_model
 from mmdynamixer.utils import load_checkpoint_file
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -77,9 +76,7 @@ def merge_args(cfg, args):
             loader['pin_memory'] = False
         if loader and args.no_persistent_workers:
             loader['persistent_workers'] = False
-    loaders = ('train_dataloader', ) if args.no_validate else (
-        'train_dataloader', 'val_dataloader')
-    cfg = setup_cfg(cfg, args, loaders)
+    cfg = setup_cfg(cfg, args)
     optim_wrapper = cfg.optim_wrapper
     if optim_wrapper.get('type', 'OptimWrapper') in ('OptimWrapper',
                                                      'mmengine.OptimWrapper'):
@@ -110,16 +107,13 @@ def check_resume_checkpoint(cfg):
 
 
 def build_runner(argv=None):
-    """The runner of the command line ``argv``, its model built and checked
-    (every error of the config or the data surfaces here)."""
+    """The runner of the command line ``argv``, its model built."""
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_resume_checkpoint(cfg)
     init_cpu_distributed(cfg, args)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
-    check_model(runner.model)
-    return runner
 
 
 def main(argv=None):

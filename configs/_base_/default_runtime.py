@@ -14,20 +14,20 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
-# Reseeding every epoch from (seed, epoch) makes `--resume` continue exactly
-# as an uninterrupted run would (MMEngine checkpoints hold no RNG state);
-# load_from/--resume checkpoints must fit the model; a non-finite fp32 loss
-# stops the run (AMP's skipped steps are counted).
+# What every run relies on, whichever tool starts it (ours, MMPretrain's,
+# MMDetection's, MMSegmentation's or `mim`): reseeding every epoch from
+# (seed, epoch) makes `--resume` continue exactly as an uninterrupted run
+# would (MMEngine checkpoints hold no RNG state); the model's parts must fit
+# the backbone (widths, strides) before anything runs; load_from/--resume
+# checkpoints must fit the model; a non-finite fp32 loss stops the run
+# (AMP's skipped steps are counted). The data sets check their paths and
+# image files (ImageIntegrityDataset in configs/_base_/datasets/).
 custom_hooks = [
     dict(type='EpochSeedHook'),
+    dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
 ]
-
-# Bad image files stop the run with the file and its index; to skip bad
-# training images instead: image_check = dict(skip_bad=True,
-# max_bad_fraction=0.001) (tools/train.py and tools/test.py read this).
-image_check = dict(skip_bad=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

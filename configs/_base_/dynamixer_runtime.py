@@ -5,6 +5,7 @@ _base_ = ['./default_runtime.py']
 
 custom_hooks = [
     dict(type='EpochSeedHook'),
+    dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=100),

@@ -39,6 +39,7 @@ test_cfg = dict()
 
 custom_hooks = [
     dict(type='EpochSeedHook'),
+    dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=10),

@@ -33,11 +33,24 @@ optim_wrapper = dict(
     constructor='mmpretrain.BackboneLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9))
 
-# mmdynamixer's safety hooks (tools/train.py adds them to any config):
-# checkpoints that a crash cannot tear, load_from/--resume checkpoints that
-# must fit the model, and a stop at a non-finite loss.
+# mmdynamixer's safety, declared here so that every tool that runs this
+# config (MMDetection's or MMSegmentation's own, `mim`, ours) has it; a
+# config of your own gets it from the same lines (the README's block):
+# checkpoints that a crash cannot tear; a model whose parts fit the
+# backbone; load_from/--resume checkpoints that must fit the model; a stop
+# at a non-finite loss; missing data and bad image files named.
 default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
 custom_hooks = [
+    dict(type='mmpretrain.ModelCheckHook'),
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
 ]
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
+    dataset={{_base_.train_dataloader.dataset}}))
+val_dataloader = dict(dataset=dict(
+    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
+    dataset={{_base_.val_dataloader.dataset}}))
+test_dataloader = dict(dataset=dict(
+    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
+    dataset={{_base_.test_dataloader.dataset}}))

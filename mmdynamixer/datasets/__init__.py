@@ -1,9 +1,7 @@
 from .data_paths import check_data_paths
 from .digits import prepare_digits
 from .image_integrity import (BadImageError, ImageIntegrityDataset,
-                              TooManyBadImagesError, image_file_problem,
-                              wrap_datasets)
+                              TooManyBadImagesError, image_file_problem)
 
 __all__ = ['BadImageError', 'ImageIntegrityDataset', 'TooManyBadImagesError',
-           'check_data_paths', 'image_file_problem', 'prepare_digits',
-           'wrap_datasets']
+           'check_data_paths', 'image_file_problem', 'prepare_digits']

@@ -1,6 +1,8 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
-"""A missing data root or annotation file: one clear error, before a run
-starts, naming the path and where the README says how to prepare it."""
+"""A missing data root or annotation file: one clear error when the data
+set is built (by :class:`~.ImageIntegrityDataset`, whichever tool builds
+it), naming the path, the config field and where the README says how to
+prepare it."""
 import os.path as osp
 
 # dataset type: (README section, folders it needs under data_root)
@@ -49,27 +51,25 @@ def _paths(dataset: dict):
         yield 'split', osp.join(root, dataset['split'])  # its image folder
 
 
-def check_data_paths(cfg, dataloaders=('train_dataloader', 'val_dataloader',
-                                       'test_dataloader')) -> None:
-    """Raise FileNotFoundError for the first missing data path of the
-    ``dataloaders`` of ``cfg``."""
-    for name in dataloaders:
-        loader = cfg.get(name)
-        if not loader or not isinstance(loader.get('dataset'), dict):
-            continue
-        for where, dataset in _datasets(loader.dataset, f'{name}.dataset'):
-            kind = str(dataset.get('type', '')).split('.')[-1]
-            for field, path in _paths(dataset):
-                if '://' in path or osp.exists(path):
-                    continue
-                section, _ = PREPARATION.get(kind, (None, ()))
-                how = (f'Prepare it as the README\'s "{section}" section '
-                       'says' if section else
-                       f'Prepare the {kind} data set as its library documents')
-                raise FileNotFoundError(
-                    f'{kind} data not found: {path} does not exist ({where}.'
-                    f'{field}). {how}, or point the config at your copy with '
-                    f'`--cfg-options {where}.data_root=DIR`.')
+def check_data_paths(dataset: dict, where: str = 'dataset') -> None:
+    """Raise FileNotFoundError for the first missing path that the data set
+    config ``dataset`` (or one it wraps) names; ``where`` is its place in
+    the config, for the message."""
+    for place, inner in _datasets(dataset, where):
+        kind = str(inner.get('type', '')).split('.')[-1]
+        for field, path in _paths(inner):
+            if '://' in path or osp.exists(path):
+                continue
+            section, _ = PREPARATION.get(kind, (None, ()))
+            how = (f'Prepare it as the README\'s "{section}" section says'
+                   if section else
+                   f'Prepare the {kind} data set as its library documents')
+            raise FileNotFoundError(
+                f'{kind} data not found: {path} does not exist ({field} of '
+                f'the data set at *_dataloader.{place}). {how}, or point the '
+                'config at your copy: `--cfg-options train_dataloader.'
+                f'{place}.data_root=DIR` (val_dataloader, test_dataloader '
+                'likewise).')
 
 
 __all__ = ['PREPARATION', 'check_data_paths']

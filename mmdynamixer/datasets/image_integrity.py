@@ -1,12 +1,17 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
-"""Bad image files: a clear error naming the file and its index, or, when
-asked for, skipped and counted."""
+"""Missing data and bad image files: a clear error naming the path (and the
+sample's index), or, when asked for, bad training images skipped and
+counted. The configs declare it around each data set, so that every tool
+that builds their data sets (ours, MMPretrain's, MMDetection's,
+MMSegmentation's, ``mim``) checks the same."""
 import os.path as osp
 
 import torch.utils.data as data
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 from PIL import Image
+
+from .data_paths import check_data_paths
 
 # the paths of a sample's files, as MMPretrain, MMDetection and
 # MMSegmentation data sets name them
@@ -72,19 +77,26 @@ def _is_decode_failure(err: Exception) -> bool:
 
 @DATASETS.register_module()
 class ImageIntegrityDataset:
-    """A data set whose bad image files stop the run clearly, or are
-    skipped when asked for.
+    """A data set whose missing paths and bad image files stop the run
+    clearly, or whose bad training images are skipped when asked for.
 
-    Without it, a truncated JPEG decodes silently into a half-grey image,
-    and an unreadable file fails deep in the pipeline without saying which
-    sample it was. ``tools/train.py`` and ``tools/test.py`` wrap every data
-    set in this (the config's ``image_check`` dict gives the arguments of
-    the training set).
+    Without it, a missing data root fails deep in a library without saying
+    how to prepare the data, a truncated JPEG decodes silently into a
+    half-grey image, and an unreadable file fails deep in the pipeline
+    without saying which sample it was. The configs of this package wrap
+    each data set in it (as MMEngine's ``RepeatDataset`` or
+    ``ClassBalancedDataset`` wrap theirs); a config of your own gets the
+    same checks by doing so::
+
+        train_dataloader = dict(
+            dataset=dict(type='mmpretrain.ImageIntegrityDataset',
+                         dataset=dict(type='CustomDataset', ...)))
 
     Args:
-        dataset (dict | Dataset): The data set (config or object). Its
-            ``get_data_info(idx)`` names the files (``img_path``, and
-            ``seg_map_path`` for segmentation).
+        dataset (dict | Dataset): The data set (config or object). A config
+            has its paths (``data_root``, ``ann_file``, ``data_prefix``)
+            checked before it is built. Its ``get_data_info(idx)`` names the
+            files (``img_path``, and ``seg_map_path`` for segmentation).
         skip_bad (bool): False: the first bad image stops the run with
             :class:`BadImageError` naming the file and its index. True:
             a bad image is logged and the next sample is used instead
@@ -94,12 +106,29 @@ class ImageIntegrityDataset:
             :class:`TooManyBadImagesError` once more than this fraction of
             the data set was bad. Each dataloader worker counts its own
             share. Defaults to 0.001.
+
+    Examples:
+        >>> from mmdynamixer.datasets import ImageIntegrityDataset
+        >>> ImageIntegrityDataset(dict(type='CustomDataset',
+        ...                            data_root='no/such/folder'))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: CustomDataset data not found: no/such/folder ...
     """
 
     def __init__(self, dataset, skip_bad: bool = False,
-                 max_bad_fraction: float = 0.001):
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) \
-            else dataset
+                 max_bad_fraction: float = 0.001, **others):
+        if others:
+            raise TypeError(
+                f'ImageIntegrityDataset got {sorted(others)}, which belong to '
+                'the data set it wraps: set them one level down, at '
+                f'`*_dataloader.dataset.dataset.{sorted(others)[0]}` (e.g. '
+                '`--cfg-options train_dataloader.dataset.dataset.data_root='
+                'DIR`).')
+        if isinstance(dataset, dict):
+            check_data_paths(dataset, 'dataset.dataset')
+            dataset = DATASETS.build(dataset)
+        self.dataset = dataset
         if not 0 <= max_bad_fraction < 1:
             raise ValueError(f'max_bad_fraction={max_bad_fraction} must be '
                              'in [0, 1).')
@@ -137,7 +166,8 @@ class ImageIntegrityDataset:
             f'Bad image at index {idx} of {type(self.dataset).__name__} '
             f'({len(self)} samples): {path}: {problem}. Replace or remove '
             'the file, or skip bad training images with `--cfg-options '
-            'image_check.skip_bad=True` (the README, "What happens when").')
+            'train_dataloader.dataset.skip_bad=True` (the README, "What '
+            'happens when").')
 
     def _checked(self, idx: int):
         info = self.dataset.get_data_info(idx)
@@ -177,7 +207,8 @@ class ImageIntegrityDataset:
                         f'{len(self.bad)} bad images{self._where()} exceed '
                         f'max_bad_fraction={self.max_bad_fraction} of '
                         f'{len(self)} samples; the data set looks broken. '
-                        'Fix it, or raise image_check.max_bad_fraction.'
+                        'Fix it, or raise max_bad_fraction (`--cfg-options '
+                        'train_dataloader.dataset.max_bad_fraction=F`).'
                     ) from err
                 idx = (idx + 1) % len(self)
         raise TooManyBadImagesError('Every image of the data set is bad.')
@@ -188,22 +219,5 @@ class ImageIntegrityDataset:
         return f' in dataloader worker {worker.id}' if worker else ''
 
 
-def wrap_datasets(cfg, dataloaders=('train_dataloader', 'val_dataloader',
-                                    'test_dataloader'),
-                  image_check=None) -> None:
-    """Wrap the data set of each of the ``dataloaders`` of ``cfg`` in
-    :class:`ImageIntegrityDataset`: the training set with ``image_check``
-    (``skip_bad``, ``max_bad_fraction``), the others strict."""
-    for name in dataloaders:
-        loader = cfg.get(name)
-        if not loader or not isinstance(loader.get('dataset'), dict) or \
-                str(loader.dataset.get('type', '')).endswith(
-                    'ImageIntegrityDataset'):
-            continue
-        args = dict(image_check or {}) if name == 'train_dataloader' else {}
-        loader.dataset = dict(type='mmpretrain.ImageIntegrityDataset',
-                              dataset=loader.dataset, **args)
-
-
 __all__ = ['BadImageError', 'ImageIntegrityDataset', 'TooManyBadImagesError',
-           'image_file_problem', 'wrap_datasets']
+           'image_file_problem']

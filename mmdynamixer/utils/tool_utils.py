@@ -1,14 +1,11 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """What the tools share: arguments, config loading and setup."""
 import argparse
-import importlib
 import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
-
-from ..datasets import check_data_paths, wrap_datasets
 
 
 def add_common_args(parser: argparse.ArgumentParser):
@@ -46,11 +43,12 @@ def set_local_rank(args):
         os.environ['LOCAL_RANK'] = str(args.local_rank)
 
 
-def setup_cfg(cfg, args, dataloaders):
-    """Work dir, launcher and ``--cfg-options``, then what every run of the
-    tools gets whatever the config says: a clear error for missing data,
-    checked images (``image_check``), strict checkpoint loading and
-    checkpoints that a crash cannot tear."""
+def setup_cfg(cfg, args):
+    """Work dir, launcher and ``--cfg-options``, as MMPretrain's own tools
+    set them; then, only on a machine without a GPU, what a distributed
+    run there needs, each change printed. Nothing else of the config is
+    changed: its hooks, data set checks and dataloader settings are its
+    own (``configs/_base_/default_runtime.py``)."""
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -59,50 +57,29 @@ def setup_cfg(cfg, args, dataloaders):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-
-    for name in dataloaders:
-        loader = cfg.get(name)
-        # persistent workers need at least one worker process
-        if loader and loader.get('num_workers', 0) == 0:
-            loader['persistent_workers'] = False
-    if cfg.get('default_scope'):
-        # the library the config runs in comes first: importing it checks
-        # its version (mmdynamixer's guard) before anything about the data
-        importlib.import_module(cfg.default_scope)
-    check_data_paths(cfg, dataloaders)
-    wrap_datasets(cfg, dataloaders, cfg.get('image_check'))
-    add_safety_hooks(cfg)
-
     if args.launcher != 'none' and not torch.cuda.is_available():
-        env_cfg = cfg.setdefault('env_cfg', {})
-        dist_cfg = env_cfg.setdefault('dist_cfg', {})
-        if dist_cfg.get('backend', 'nccl') == 'nccl':
-            print('No GPU: distributed run on the gloo backend.')
-            dist_cfg['backend'] = 'gloo'
-        # DDP of a CPU module takes no device ids (MMEngine passes the rank).
-        wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-        wrapper_cfg['device_ids'] = None
-        cfg.model_wrapper_cfg = wrapper_cfg
+        use_cpu_distributed(cfg)
     return cfg
 
 
-def add_safety_hooks(cfg):
-    """Strict loading for ``load_from``/``--resume``/testing, a stop at a
-    non-finite loss, and atomic checkpoint saves, in every run of the
-    tools, whatever the config says."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    for name in ('StrictLoadHook', 'NonFiniteLossHook'):
-        if not any(name == (str(h.get('type', '')) if isinstance(h, dict)
-                            else type(h).__name__).split('.')[-1]
-                   for h in hooks):
-            hooks.append(dict(type=f'mmpretrain.{name}'))
-    cfg.custom_hooks = hooks
-    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
-    if isinstance(checkpoint, dict) and checkpoint.get('type') in (
-            'CheckpointHook', 'mmengine.CheckpointHook'):
-        checkpoint['type'] = 'mmpretrain.AtomicCheckpointHook'
+def use_cpu_distributed(cfg):
+    """What a distributed run needs on CPUs: the gloo backend (NCCL needs
+    GPUs) and DDP without device ids (MMEngine passes the GPU of the rank).
+    Each change is printed."""
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        print('No GPU: env_cfg.dist_cfg.backend nccl -> gloo (NCCL needs '
+              'GPUs).')
+        dist_cfg['backend'] = 'gloo'
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper_cfg.get('device_ids', 'unset') is not None:
+        print('No GPU: model_wrapper_cfg.device_ids -> None (DDP of a CPU '
+              'model takes no device ids; MMEngine would pass the rank\'s '
+              'GPU).')
+        wrapper_cfg['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper_cfg
 
 
 def init_cpu_distributed(cfg, args):
@@ -116,6 +93,8 @@ def init_cpu_distributed(cfg, args):
         return
     import torch.distributed as dist
     if not dist.is_initialized():
+        print(f'No GPU: opening the {cfg.env_cfg.dist_cfg.backend} process '
+              "group here (MMEngine's launcher would ask for a GPU first).")
         dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
 
 

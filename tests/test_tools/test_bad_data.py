@@ -1,7 +1,8 @@
 """Bad data through the real tools: an unreadable or truncated image stops
-the run naming the file and its index, or, with image_check.skip_bad, is
-skipped and counted until too many are bad; a missing data root or
-annotation file names the path and the README section on preparing it."""
+the run naming the file and its index, or, with ``skip_bad`` on the
+training set's ImageIntegrityDataset, is skipped and counted until too many
+are bad; a missing data root or annotation file names the path and the
+README section on preparing it."""
 import os.path as osp
 import re
 import shutil
@@ -71,7 +72,7 @@ def test_bad_image_stops_naming_file_and_index(data, damage):
     assert last.startswith('mmdynamixer.datasets.image_integrity.'
                            'BadImageError: Bad image at index 5 of ImageNet '
                            f'(16 samples): {path}'), last
-    assert 'image_check.skip_bad=True' in last
+    assert '--cfg-options train_dataloader.dataset.skip_bad=True' in last
     now = snapshot(str(work))
     assert {p: now[p] for p in before} == before
     assert not [p for p in now if p.endswith('.pth')]
@@ -82,8 +83,8 @@ def test_skip_bad_skips_counts_and_trains(data):
         truncate(data['train'][i])
     proc = run_tool('tools/train.py', data['config'], '--work-dir',
                     str(data['tmp'] / 'work'), '--cfg-options',
-                    'image_check.skip_bad=True',
-                    'image_check.max_bad_fraction=0.2')
+                    'train_dataloader.dataset.skip_bad=True',
+                    'train_dataloader.dataset.max_bad_fraction=0.2')
     log = proc.stdout + proc.stderr
     skipped = re.findall(r'Skipped \((\d+) so far\): Bad image at index '
                          r'(\d+)', log)
@@ -98,8 +99,9 @@ def test_skip_bad_stops_above_the_fraction(data):
         truncate(data['train'][i])
     proc = run_tool('tools/train.py', data['config'], '--work-dir',
                     str(data['tmp'] / 'work'), '--cfg-options',
-                    'image_check.skip_bad=True',
-                    'image_check.max_bad_fraction=0.2', check=False)
+                    'train_dataloader.dataset.skip_bad=True',
+                    'train_dataloader.dataset.max_bad_fraction=0.2',
+                    check=False)
     assert proc.returncode != 0
     assert re.search(r'TooManyBadImagesError: 4 bad images exceed '
                      r'max_bad_fraction=0.2 of 16 samples', proc.stderr), \
@@ -107,15 +109,29 @@ def test_skip_bad_stops_above_the_fraction(data):
 
 
 def test_skip_bad_is_refused_for_evaluation(data):
-    """Skipping evaluation images would change the metric: tools/test.py
-    applies image_check to the training set only, and a hand-written
-    wrapper of an evaluation set with skip_bad is refused."""
+    """Skipping evaluation images would change the metric: a wrapper of an
+    evaluation set with skip_bad is refused."""
     from mmdynamixer.datasets import ImageIntegrityDataset
     with pytest.raises(ValueError, match='training data only'):
         ImageIntegrityDataset(dict(type='mmpretrain.ImageNet',
                                    data_root=data['root'], split='val',
                                    test_mode=True, pipeline=[]),
                               skip_bad=True)
+
+
+def test_a_setting_of_the_wrapped_set_names_its_place(data):
+    """`--cfg-options train_dataloader.dataset.data_root=DIR`, as written
+    for an unwrapped data set, reaches the wrapper: the error says where
+    the setting goes."""
+    proc = run_tool('tools/train.py', data['config'], '--work-dir',
+                    str(data['tmp'] / 'work'), '--cfg-options',
+                    f'train_dataloader.dataset.data_root={data["root"]}',
+                    check=False)
+    assert proc.returncode != 0
+    assert ("TypeError: ImageIntegrityDataset got ['data_root'], which "
+            'belong to the data set it wraps: set them one level down, at '
+            '`*_dataloader.dataset.dataset.data_root`') in proc.stderr, \
+        proc.stderr[-2000:]
 
 
 def readme_sections():
@@ -128,12 +144,12 @@ def readme_sections():
 def test_missing_data_names_path_and_readme_section(data, what):
     if what == 'data_root':
         missing = str(data['tmp'] / 'nowhere')
-        options = [f'train_dataloader.dataset.data_root={missing}']
+        options = [f'train_dataloader.dataset.dataset.data_root={missing}']
     else:
         shutil.move(osp.join(data['root'], 'meta', 'train.txt'),
                     osp.join(data['root'], 'meta', 'moved.txt'))
         missing = osp.join(data['root'], 'meta/train.txt')
-        options = ['train_dataloader.dataset.ann_file=meta/train.txt']
+        options = ['train_dataloader.dataset.dataset.ann_file=meta/train.txt']
     proc = run_tool('tools/train.py', data['config'], '--work-dir',
                     str(data['tmp'] / 'work'), '--cfg-options', *options,
                     check=False)
@@ -142,15 +158,16 @@ def test_missing_data_names_path_and_readme_section(data, what):
     section = 'ImageNet-1K (the published recipe, 8 GPUs)'
     assert last == (
         f'FileNotFoundError: ImageNet data not found: {missing} does not '
-        f'exist (train_dataloader.dataset.{what}). Prepare it as the '
-        f'README\'s "{section}" section says, or point the config at your '
-        'copy with `--cfg-options train_dataloader.dataset.data_root=DIR`.'
+        f'exist ({what} of the data set at *_dataloader.dataset.dataset). '
+        f'Prepare it as the README\'s "{section}" section says, or point '
+        'the config at your copy: `--cfg-options train_dataloader.dataset.'
+        'dataset.data_root=DIR` (val_dataloader, test_dataloader likewise).'
     ), last
     assert section in readme_sections()
     if what == 'data_root':  # the fix, as written, with the real root
         run_tool('tools/train.py', data['config'], '--work-dir',
                  str(data['tmp'] / 'work'), '--cfg-options',
-                 f'train_dataloader.dataset.data_root={data["root"]}')
+                 f'train_dataloader.dataset.dataset.data_root={data["root"]}')
 
 
 def test_every_named_readme_section_exists():

@@ -63,8 +63,9 @@ CASES = [
      ['model.backbone.drop_path_rate=0.5']),
 ]
 
-# every case, and then its fix, through tools/train.py up to the built and
-# checked model (training itself is tested elsewhere), in one process
+# every case, and then its fix, through tools/train.py up to the built
+# model and the checks that the runner's hooks make before a run (training
+# itself is tested elsewhere), in one process
 DRIVER = '''
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location('train', 'tools/train.py')
@@ -74,8 +75,9 @@ config, work, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 results = []
 for options in cases:
     try:
-        train.build_runner([config, '--work-dir', work, '--cfg-options',
-                            *options])
+        runner = train.build_runner([config, '--work-dir', work,
+                                     '--cfg-options', *options])
+        runner.call_hook('before_run')  # ModelCheckHook
         results.append('no error')
     except Exception as err:  # what the user would see last
         results.append(f'{type(err).__name__}: {err}')

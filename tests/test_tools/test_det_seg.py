@@ -1,8 +1,10 @@
 """DynaMixer in MMDetection and MMSegmentation: every detection and
-segmentation config trains 2 iterations with this package's tools/train.py
-and is evaluated with tools/test.py, on tiny generated data in COCO and
-ADE20K layouts (the real CocoDataset/CocoMetric and ADE20KDataset/IoUMetric);
-and the README's backbone swap works on stock configs."""
+segmentation config trains 2 iterations and is evaluated, RetinaNet and
+Semantic FPN with MMDetection's and MMSegmentation's own tools/train.py and
+tools/test.py, the others with this package's, on tiny generated data in
+COCO and ADE20K layouts (the real CocoDataset/CocoMetric and
+ADE20KDataset/IoUMetric); and the README's backbone swap and safety block
+work on stock configs."""
 import glob
 import json
 import os.path as osp
@@ -11,7 +13,7 @@ import re
 import pytest
 import torch
 
-from mmdx_testing import REPO, make_ade20k, make_coco, run_tool
+from mmdx_testing import REPO, make_ade20k, make_coco, run_tool, stock_tool
 
 DET = sorted(glob.glob(osp.join(REPO, 'configs/dynamixer_detection/*.py')))
 SEG = sorted(glob.glob(osp.join(REPO, 'configs/dynamixer_segmentation/'
@@ -40,10 +42,12 @@ _test = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
                                           'img_shape', 'scale_factor')),
 ]
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=_train))
-val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=_test))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=_train)))
+val_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=_test)))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
@@ -76,10 +80,12 @@ _test = [
 model = dict(data_preprocessor=dict(size=crop_size),
              test_cfg=dict(crop_size=crop_size, stride=(75, 75)),
              backbone=dict(init_cfg=dict(checkpoint={checkpoint!r})))
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=_train))
-val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=_test))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=_train)))
+val_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=_test)))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1),
@@ -118,18 +124,42 @@ LEFT_OUT_HEAD = ("{}: loading the {} entries under 'backbone.'; left out 4 "
                  'head.norm.weight')
 
 
+# which library's own tools run a config (the others run with ours)
+STOCK = {'retinanet': 'mmdet', 'fpn_': 'mmseg'}
+
+
+def library_of(config):
+    return next((lib for key, lib in STOCK.items()
+                 if osp.basename(config).startswith(key)), None)
+
+
+def logged_test_metrics(log):
+    """The metrics of the runner's last test log line (`Epoch(test)` or
+    `Iter(test)`), as the stock tools print them."""
+    line = [line for line in log.splitlines() if '(test)' in line][-1]
+    return {k: float(v) for k, v in
+            re.findall(r'(\S+): (-?\d+\.\d+)', line.split('(test)')[1])}
+
+
 def train_and_test(config, work, checkpoint_glob, imagenet=None):
-    """Train with tools/train.py (the backbone from the ImageNet checkpoint
-    ``imagenet``: strictly, with exactly the output norms new and the
-    classifier's head left out), then evaluate with tools/test.py."""
-    log = run_tool('tools/train.py', config, '--work-dir', str(work)).stdout
+    """Train (the backbone from the ImageNet checkpoint ``imagenet``:
+    strictly, with exactly the output norms new and the classifier's head
+    left out), then evaluate; with the library's own tools for the configs
+    in STOCK, with ours for the others."""
+    library = library_of(config)
+    train, test = (stock_tool(library, 'train.py'),
+                   stock_tool(library, 'test.py')) if library else \
+        ('tools/train.py', 'tools/test.py')
+    log = run_tool(train, config, '--work-dir', str(work)).stdout
     if imagenet:
         assert FRESH_NORMS.format(imagenet['checkpoint']) in log, log[-3000:]
         assert LEFT_OUT_HEAD.format(imagenet['checkpoint'],
                                     imagenet['backbone_entries']) in log
     ckpt = sorted(glob.glob(str(work / checkpoint_glob)))[-1]
-    out = run_tool('tools/test.py', config, ckpt, '--work-dir',
+    out = run_tool(test, config, ckpt, '--work-dir',
                    str(work / 'test')).stdout
+    if library:
+        return logged_test_metrics(out)
     return json.loads(out.split('Test metrics: ')[-1].splitlines()[0])
 
 
@@ -152,6 +182,14 @@ def test_segmentation_config_trains_and_evaluates(config, assets, tmp_path):
     assert 0 <= metrics['mIoU'] <= 100 and 'aAcc' in metrics
 
 
+def test_both_kinds_of_tools_are_covered():
+    """One detection and one segmentation config run with the libraries'
+    own tools, the others with ours."""
+    assert [library_of(c) for c in DET].count('mmdet') == 1
+    assert [library_of(c) for c in SEG].count('mmseg') == 1
+    assert None in [library_of(c) for c in DET + SEG]
+
+
 def readme_block(marker):
     readme = open(osp.join(REPO, 'README.md')).read()
     block = readme.split(f'<!-- {marker} -->')[1]
@@ -162,13 +200,15 @@ def readme_block(marker):
     ('swap:mmdet', 'det'), ('swap:mmseg', 'seg')])
 def test_readme_swap_on_stock_configs_trains(marker, overrides, assets,
                                              tmp_path):
-    """The README's lines, pasted under a stock MMDetection RetinaNet or
-    MMSegmentation UPerNet config, give a model that trains."""
+    """The README's swap and safety blocks, pasted under a stock
+    MMDetection RetinaNet or MMSegmentation UPerNet config, give a model
+    that trains, with the safety hooks and checked data sets."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     swap = readme_block(marker).replace('dynamixer-s_in1k.pth',
                                         assets['checkpoint'])
     assert re.search(r"_base_ = '(mmdet|mmseg)::", swap)
+    swap += readme_block('safety')
     data = det_overrides(assets['coco'], assets['checkpoint'], False) \
         if overrides == 'det' else seg_overrides(assets['ade'],
                                                  assets['checkpoint'])
@@ -182,6 +222,11 @@ def test_readme_swap_on_stock_configs_trains(marker, overrides, assets,
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter >= 1
+    assert type(runner.train_dataloader.dataset).__name__ == \
+        'ImageIntegrityDataset'
+    hooks = {type(h).__name__ for h in runner.hooks}
+    assert {'AtomicCheckpointHook', 'ModelCheckHook', 'StrictLoadHook',
+            'NonFiniteLossHook'} <= hooks, hooks
     assert type(runner.model.backbone).__name__ == 'DynaMixer'
     assert runner.model.backbone.sliding_window
     assert runner.model.backbone.norm_outputs

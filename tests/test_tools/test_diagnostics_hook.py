@@ -65,8 +65,8 @@ def test_sliding_window_model(data, tmp_path):
     config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
     cfg = Config.fromfile(config)
     cfg.model.backbone.sliding_window = True
-    for pipeline in (cfg.train_dataloader.dataset.pipeline,
-                     cfg.val_dataloader.dataset.pipeline):
+    for pipeline in (cfg.train_dataloader.dataset.dataset.pipeline,
+                     cfg.val_dataloader.dataset.dataset.pipeline):
         pipeline[1] = dict(type='Resize', scale=(48, 48))
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
@@ -97,10 +97,16 @@ class HookCounter(Hook):
         self.after.append(self.count(runner))
 
 
+def diagnostics_hook(cfg):
+    hook, = [h for h in cfg.custom_hooks
+             if h.type == 'DynaMixerDiagnosticsHook']
+    return hook
+
+
 def test_attached_only_on_logging_iterations(data, tmp_path):
     config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data)
     cfg = Config.fromfile(config)
-    cfg.custom_hooks[1].interval = 3
+    diagnostics_hook(cfg).interval = 3
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     counter = HookCounter()
@@ -134,7 +140,7 @@ def test_probe_pictures_reach_tensorboard_and_vis_image(data, tmp_path):
     config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data,
                                         extra=TENSORBOARD)
     cfg = Config.fromfile(config)
-    cfg.custom_hooks[1].update(probe_images=[probe], image_interval=3)
+    diagnostics_hook(cfg).update(probe_images=[probe], image_interval=3)
     cfg.work_dir = str(tmp_path / 'work')
     Runner.from_cfg(cfg).train()
     run_dir = glob.glob(str(tmp_path / 'work' / '*' / 'vis_data'))[0]

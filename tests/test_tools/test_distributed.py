@@ -1,14 +1,18 @@
 """tools/dist_train.sh and tools/dist_test.sh: 2 processes on the CPU (gloo)
 give the results of 1 process with the same global batch."""
+import argparse
 import glob
 import json
 import os.path as osp
 
+import pytest
 import torch
 
 from mmdynamixer.utils import load_checkpoint_file
-from mmdx_testing import (free_port, make_imagenet, run_tool,
+from mmdx_testing import (REPO, free_port, make_imagenet, run_tool,
                           write_tiny_imagenet_config)
+
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*.py')))
 
 
 def last_checkpoint(work_dir):
@@ -34,7 +38,11 @@ def test_two_processes_equal_one_process(tmp_path):
     run_tool('tools/train.py', one, '--work-dir', str(tmp_path / 'w1'))
     dist = run_tool('tools/dist_train.sh', two, '2', '--work-dir',
                     str(tmp_path / 'w2'), env=dict(PORT=str(free_port())))
-    assert 'distributed run on the gloo backend' in dist.stdout
+    # what our tools change for a CPU run, each change printed
+    for change in ('No GPU: env_cfg.dist_cfg.backend nccl -> gloo',
+                   'No GPU: model_wrapper_cfg.device_ids -> None',
+                   'No GPU: opening the gloo process group here'):
+        assert change in dist.stdout, dist.stdout[-3000:]
 
     ckpt1 = last_checkpoint(tmp_path / 'w1')
     ckpt2 = last_checkpoint(tmp_path / 'w2')
@@ -80,3 +88,47 @@ def test_slurm_train_composes_srun(tmp_path):
                                      GPUS='16')).stdout
     assert '-p gpu --job-name=job --gres=gpu:8 --ntasks=16' in out
     assert 'tools/train.py cfg.py --work-dir=wd --launcher=slurm --amp' in out
+
+
+def flat(tree, prefix=''):
+    """``{dotted.key: leaf}`` of a nested dict."""
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(flat(value, f'{prefix}{key}.'))
+    return out
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
+def test_our_tools_change_only_what_they_print(config, capsys):
+    """What our tools do to a config, compared key by key with the config
+    as written: the work dir and launcher (as MMPretrain's tools set them),
+    and, for a distributed run without a GPU, exactly the changes they
+    print; nothing else."""
+    from mmengine.config import Config
+
+    from mmdynamixer.utils.tool_utils import setup_cfg
+    for launcher in ('none', 'pytorch'):
+        cfg = Config.fromfile(config)
+        before = flat(cfg.to_dict())
+        args = argparse.Namespace(config=config, work_dir='w',
+                                  launcher=launcher, cfg_options=None)
+        capsys.readouterr()
+        after = flat(setup_cfg(cfg, args).to_dict())
+        printed = capsys.readouterr().out
+        changed = {k for k in before.keys() | after.keys()
+                   if before.get(k, '<unset>') != after.get(k, '<unset>')}
+        expected = {'work_dir', 'launcher'}
+        if launcher == 'pytorch' and not torch.cuda.is_available():
+            if before.get('env_cfg.dist_cfg.backend') == 'nccl':
+                expected.add('env_cfg.dist_cfg.backend')
+                assert 'env_cfg.dist_cfg.backend nccl -> gloo' in printed
+            wrapper = {k for k in changed
+                       if k.startswith('model_wrapper_cfg.')}
+            assert 'model_wrapper_cfg.device_ids' in wrapper
+            assert 'model_wrapper_cfg.device_ids -> None' in printed
+            expected |= wrapper
+        else:
+            assert printed == ''
+        assert changed == expected, changed ^ expected

@@ -49,8 +49,8 @@ def test_amp_config_on_cpu_names_the_fix_and_the_fix_works(tmp_path):
     config = 'configs/dynamixer/dynamixer-s_8xb256_in1k.py'
     data = make_imagenet(str(tmp_path / 'imagenet'))
     small = [f'{split}_dataloader.{key}' for split in ('train', 'val')
-             for key in (f'dataset.data_root={data}', 'batch_size=4',
-                         'num_workers=0')]
+             for key in (f'dataset.dataset.data_root={data}', 'batch_size=4',
+                         'num_workers=0', 'persistent_workers=False')]
     proc = run_tool('tools/train.py', config, '--work-dir',
                     str(tmp_path / 'work'), '--cfg-options', *small,
                     'train_cfg.max_epochs=1', check=False)

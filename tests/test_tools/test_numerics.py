@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmdynamixer.engine import NonFiniteLossHook
-from mmdx_testing import make_imagenet, run_tool, write_tiny_imagenet_config
+from mmdx_testing import (make_imagenet, run_tool, stock_tool,
+                          write_tiny_imagenet_config)
 
 # epoch 1 trains normally; at epoch 2 the learning rate jumps by 1e30 and
 # the weights overflow: a real NaN/inf, not an injected one
@@ -17,15 +18,18 @@ param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[1],
 """
 
 
-@pytest.fixture(scope='module')
-def exploded(tmp_path_factory):
+@pytest.fixture(scope='module', params=['ours', 'mmpretrain'])
+def exploded(request, tmp_path_factory):
+    """The exploding run, with our tools/train.py and with MMPretrain's
+    own (the config's NonFiniteLossHook stops both)."""
     tmp = tmp_path_factory.mktemp('nan')
     data = make_imagenet(str(tmp / 'imagenet'), train_per_class=4)
     config = write_tiny_imagenet_config(tmp / 'explode.py', data,
                                         max_epochs=3, extra=EXPLODE)
     work = tmp / 'work'
-    proc = run_tool('tools/train.py', config, '--work-dir', str(work),
-                    check=False)
+    train = 'tools/train.py' if request.param == 'ours' else \
+        stock_tool('mmpretrain')
+    proc = run_tool(train, config, '--work-dir', str(work), check=False)
     return dict(tmp=tmp, data=data, work=work, proc=proc)
 
 

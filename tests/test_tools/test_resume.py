@@ -12,13 +12,14 @@ import torch
 
 from mmdynamixer.utils import load_checkpoint_file
 from mmdx_testing import (REPO, make_imagenet, run_tool, snapshot,
-                          write_tiny_imagenet_config)
+                          stock_tool, write_tiny_imagenet_config)
 
 TESTS = osp.join(REPO, 'tests')
 CRASH = '''
 custom_imports = dict(imports=['mmdynamixer', 'mmdx_crash_hook'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='EpochSeedHook'),
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='ModelCheckHook'),
+                dict(type='StrictLoadHook'), dict(type='NonFiniteLossHook'),
                 dict(type='DynaMixerDiagnosticsHook', interval=1),
                 dict(type='KillAtIterHook', iteration=9)]
 '''
@@ -128,25 +129,31 @@ def incomplete(work):
     return glob.glob(osp.join(work, '.*.incomplete'))
 
 
-@pytest.mark.parametrize('name,point,nth', [
-    ('epoch_3.pth', 'write', 1),    # torn temporary file
-    ('epoch_3.pth', 'rename', 1),   # complete, last_checkpoint not updated
-    ('best_', 'write', 2),          # replacing the first best
+@pytest.mark.parametrize('name,point,nth,tool', [
+    ('epoch_3.pth', 'write', 1, 'ours'),   # torn temporary file
+    # the same, killed and resumed with MMPretrain's own tools/train.py: the
+    # config's AtomicCheckpointHook does it, and the run ends as ours does
+    ('epoch_3.pth', 'write', 1, 'mmpretrain'),
+    ('epoch_3.pth', 'rename', 1, 'ours'),  # complete, last_checkpoint stale
+    ('best_', 'write', 2, 'ours'),         # replacing the first best
 ])
-def test_kill_during_a_save_then_resume(runs, name, point, nth):
+def test_kill_during_a_save_then_resume(runs, name, point, nth, tool):
+    train = 'tools/train.py' if tool == 'ours' else stock_tool('mmpretrain')
     tmp = runs['tmp']
-    work = str(tmp / f'killed-{name}-{point}')
+    work = str(tmp / f'killed-{name}-{point}-{tool}')
     crash = write_tiny_imagenet_config(
-        tmp / f'crash-{name}-{point}.py', runs['data'], random_aug=True,
+        tmp / f'crash-{name}-{point}-{tool}.py', runs['data'],
+        random_aug=True,
         max_epochs=4, extra=KEEP_ONE + f"""
 custom_imports = dict(imports=['mmdynamixer', 'mmdx_crash_hook'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='EpochSeedHook'),
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='ModelCheckHook'),
+                dict(type='StrictLoadHook'), dict(type='NonFiniteLossHook'),
                 dict(type='KillDuringSaveHook', name={name!r},
                      point={point!r}, nth={nth})]
 """)
-    killed = run_tool('tools/train.py', crash, '--work-dir', work,
-                      env=runs['env'], check=False)
+    killed = run_tool(train, crash, '--work-dir', work, env=runs['env'],
+                      check=False)
     assert killed.returncode == -9, killed.stderr[-3000:]
     # the moment of the kill: a complete checkpoint to resume from, and
     # always a best checkpoint once one was saved
@@ -161,11 +168,10 @@ custom_hooks = [dict(type='EpochSeedHook'),
         assert len(incomplete(work)) == 1
         assert not osp.exists(osp.join(work, 'epoch_3.pth')) or \
             name != 'epoch_3.pth'
-    plain = write_tiny_imagenet_config(tmp / f'keep-{name}-{point}.py',
-                                       runs['data'], random_aug=True,
-                                       max_epochs=4, extra=KEEP_ONE)
-    resumed = run_tool('tools/train.py', plain, '--work-dir', work,
-                       '--resume')
+    plain = write_tiny_imagenet_config(
+        tmp / f'keep-{name}-{point}-{tool}.py', runs['data'],
+        random_aug=True, max_epochs=4, extra=KEEP_ONE)
+    resumed = run_tool(train, plain, '--work-dir', work, '--resume')
     assert not incomplete(work)
     if point == 'write':
         assert 'the temporary file of a save that was interrupted' in \

@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 import mmdynamixer  # noqa: F401
 from mmdynamixer.utils import CheckpointMismatchError, torch_features
 from mmdx_testing import (REPO, TINY, TINY_ARCH, make_imagenet, run_tool,
-                          snapshot, write_tiny_imagenet_config)
+                          snapshot, stock_tool, write_tiny_imagenet_config)
 
 # Loads that only the guard on every load_state_dict checks (MMEngine's
 # own loaders, get_model, the Inferencer, deep copies).
@@ -194,20 +194,28 @@ def test_mmseg_pretrained_field_names_the_fix(ckpts):
     init_default_scope('mmpretrain')
 
 
-def test_tools_refuse_a_mismatched_checkpoint(ckpts, tmp_path):
+TOOLS = {'ours': ('tools/train.py', 'tools/test.py'),
+         'mmpretrain': (stock_tool('mmpretrain', 'train.py'),
+                        stock_tool('mmpretrain', 'test.py'))}
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_tools_refuse_a_mismatched_checkpoint(ckpts, tmp_path, tool):
     """The issue's case: a checkpoint lacking one weight and holding one
     unknown key: tools/test.py, load_from and --resume stop before
-    evaluating or training anything, and nothing in the work dir is lost."""
+    evaluating or training anything, and nothing in the work dir is lost;
+    with our tools and with MMPretrain's own (the config's StrictLoadHook
+    does it)."""
+    train, test = TOOLS[tool]
     work = tmp_path / 'work'
     work.mkdir()
     (work / 'notes.txt').write_text('a file of the user')
     before = snapshot(str(work))
     runs = {
-        'test': ['tools/test.py', ckpts['config'], ckpts['bad']],
-        'load_from': ['tools/train.py', ckpts['config'], '--cfg-options',
+        'test': [test, ckpts['config'], ckpts['bad']],
+        'load_from': [train, ckpts['config'], '--cfg-options',
                       f'load_from={ckpts["bad"]}'],
-        'resume': ['tools/train.py', ckpts['config'], '--resume',
-                   ckpts['bad']],
+        'resume': [train, ckpts['config'], '--resume', ckpts['bad']],
     }
     for name, args in runs.items():
         proc = run_tool(*args, '--work-dir', str(work), check=False)
@@ -221,6 +229,24 @@ def test_tools_refuse_a_mismatched_checkpoint(ckpts, tmp_path):
         now = snapshot(str(work))
         assert {p: now[p] for p in before} == before, name
         assert not [p for p in now if p.endswith('.pth')], name
+
+
+@needs_guard
+def test_a_config_without_the_hooks_still_refuses_through_the_guard(
+        ckpts, tmp_path):
+    """A user's own config without mmdynamixer's hooks, run with
+    MMPretrain's own tools: a load_from whose backbone weights do not fit
+    is still refused, by the backbone's own guard."""
+    config = tmp_path / 'bare.py'
+    config.write_text(f"_base_ = {ckpts['config']!r}\n"
+                      'custom_hooks = [dict(type="EpochSeedHook")]\n'
+                      f"load_from = {ckpts['bad']!r}\n")
+    proc = run_tool(TOOLS['mmpretrain'][0], str(config), '--work-dir',
+                    str(tmp_path / 'work'), check=False)
+    assert proc.returncode != 0
+    assert 'CheckpointMismatchError' in proc.stderr, proc.stderr[-3000:]
+    assert_lists_keys(proc.stderr, missing=[DROPPED[len('backbone.'):]])
+    assert 'Epoch(train)' not in proc.stdout + proc.stderr
 
 
 def test_partial_load_opt_out_logs_what_stays_random(ckpts, tmp_path):

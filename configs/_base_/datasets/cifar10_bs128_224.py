@@ -23,15 +23,25 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=4,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
+    persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='default_collate'),
+    # missing data stops the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              split='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=128,
     num_workers=4,
-    dataset=dict(type=dataset_type, data_root=data_root, split='test',
-                 pipeline=test_pipeline),
+    persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='default_collate'),
+    # missing data stops the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              split='test', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -24,23 +24,38 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='train',
-                 pipeline=train_pipeline),
+    persistent_workers=False,  # (there are no workers to keep)
+    pin_memory=False,
+    collate_fn=dict(type='default_collate'),
+    # missing data and bad image files stop the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              data_prefix='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val',
-                 pipeline=test_pipeline),
+    persistent_workers=False,  # (there are no workers to keep)
+    pin_memory=False,
+    collate_fn=dict(type='default_collate'),
+    # missing data and bad image files stop the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              data_prefix='val', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
     batch_size=128,
     num_workers=0,
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='test',
-                 pipeline=test_pipeline),
+    persistent_workers=False,  # (there are no workers to keep)
+    pin_memory=False,
+    collate_fn=dict(type='default_collate'),
+    # missing data and bad image files stop the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              data_prefix='test', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = val_evaluator

@@ -43,8 +43,11 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
+    collate_fn=dict(type='default_collate'),
+    # missing data and bad image files stop the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              split='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
@@ -52,8 +55,11 @@ val_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='val',
-                 pipeline=test_pipeline),
+    collate_fn=dict(type='default_collate'),
+    # missing data and bad image files stop the run naming the path
+    dataset=dict(type='ImageIntegrityDataset',
+                 dataset=dict(type=dataset_type, data_root=data_root,
+                              split='val', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
