@@ -212,9 +212,8 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
 val_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(type='ImageIntegrityDataset',
-                 dataset=dict(type='ImageNet', data_root={data_root!r},
-                              split='val', pipeline=test_pipeline)),
+    dataset=dict(type='ImageNet', data_root={data_root!r}, split='val',
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
@@ -231,6 +230,7 @@ val_cfg = dict()
 test_cfg = dict()
 custom_hooks = [dict(type='EpochSeedHook'), dict(type='ModelCheckHook'),
                 dict(type='StrictLoadHook'), dict(type='NonFiniteLossHook'),
+                dict(type='EvalImageCheckHook'),
                 dict(type='DynaMixerDiagnosticsHook', interval=1)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=-1))

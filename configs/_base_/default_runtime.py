@@ -21,12 +21,14 @@ default_hooks = dict(
 # the backbone (widths, strides) before anything runs; load_from/--resume
 # checkpoints must fit the model; a non-finite fp32 loss stops the run
 # (AMP's skipped steps are counted). The data sets check their paths and
-# image files (ImageIntegrityDataset in configs/_base_/datasets/).
+# image files (the training set in ImageIntegrityDataset, in
+# configs/_base_/datasets/; the evaluation sets by EvalImageCheckHook).
 custom_hooks = [
     dict(type='EpochSeedHook'),
     dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
+    dict(type='EvalImageCheckHook'),
 ]
 
 env_cfg = dict(

@@ -8,6 +8,7 @@ custom_hooks = [
     dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
+    dict(type='EvalImageCheckHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=100),
 ]
 default_hooks = dict(

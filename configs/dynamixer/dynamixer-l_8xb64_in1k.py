@@ -18,7 +18,7 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
-val_dataloader = dict(dataset=dict(dataset=dict(pipeline=test_pipeline)))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # The lr above is for the global batch of 512; `--auto-scale-lr` rescales

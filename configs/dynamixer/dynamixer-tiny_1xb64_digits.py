@@ -42,6 +42,7 @@ custom_hooks = [
     dict(type='ModelCheckHook'),
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
+    dict(type='EvalImageCheckHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=10),
 ]
 default_hooks = dict(

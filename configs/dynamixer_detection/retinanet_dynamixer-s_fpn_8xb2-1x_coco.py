@@ -44,13 +44,8 @@ custom_hooks = [
     dict(type='mmpretrain.ModelCheckHook'),
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
+    dict(type='mmpretrain.EvalImageCheckHook'),
 ]
 train_dataloader = dict(dataset=dict(
     _delete_=True, type='mmpretrain.ImageIntegrityDataset',
     dataset={{_base_.train_dataloader.dataset}}))
-val_dataloader = dict(dataset=dict(
-    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
-    dataset={{_base_.val_dataloader.dataset}}))
-test_dataloader = dict(dataset=dict(
-    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
-    dataset={{_base_.test_dataloader.dataset}}))

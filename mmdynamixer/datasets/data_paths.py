@@ -68,8 +68,9 @@ def check_data_paths(dataset: dict, where: str = 'dataset') -> None:
                 f'{kind} data not found: {path} does not exist ({field} of '
                 f'the data set at *_dataloader.{place}). {how}, or point the '
                 'config at your copy: `--cfg-options train_dataloader.'
-                f'{place}.data_root=DIR` (val_dataloader, test_dataloader '
-                'likewise).')
+                f'{place}.data_root=DIR val_dataloader.dataset.data_root=DIR '
+                'test_dataloader.dataset.data_root=DIR` (the evaluation sets '
+                'are not wrapped).')
 
 
 __all__ = ['PREPARATION', 'check_data_paths']

@@ -13,7 +13,7 @@ import pytest
 
 from mmdynamixer.datasets import image_file_problem
 from mmdx_testing import (REPO, make_imagenet, run_tool, snapshot,
-                          write_tiny_imagenet_config)
+                          stock_tool, write_tiny_imagenet_config)
 
 
 @pytest.fixture
@@ -76,6 +76,31 @@ def test_bad_image_stops_naming_file_and_index(data, damage):
     now = snapshot(str(work))
     assert {p: now[p] for p in before} == before
     assert not [p for p in now if p.endswith('.pth')]
+
+
+@pytest.mark.parametrize('tool', ['ours', 'mmpretrain'])
+def test_bad_evaluation_image_stops_before_the_evaluation(data, tool):
+    """A truncated validation image (which OpenCV would decode silently,
+    half grey) stops the run before the first evaluation, naming it, with
+    our tools/train.py and MMPretrain's own: the check is the config's
+    EvalImageCheckHook, not the tool's."""
+    lines = open(osp.join(data['root'], 'meta', 'val.txt')).read().split()
+    path = osp.join(data['root'], 'val', lines[2 * 2])  # index 2
+    truncate(path)
+    assert cv2.imread(path) is not None
+    train = 'tools/train.py' if tool == 'ours' else stock_tool('mmpretrain')
+    proc = run_tool(train, data['config'], '--work-dir',
+                    str(data['tmp'] / 'work'), '--cfg-options',
+                    'train_cfg.max_epochs=1', check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('mmdynamixer.datasets.image_integrity.'
+                           'BadImageError: Bad image at index 2 of the val '
+                           f'set (ImageNet, 4 samples): {path}: truncated '
+                           'JPEG'), last
+    # it trained the epoch, and stopped before evaluating it
+    assert osp.exists(data['tmp'] / 'work' / 'epoch_1.pth')
+    assert 'Epoch(val)' not in proc.stdout + proc.stderr
 
 
 def test_skip_bad_skips_counts_and_trains(data):
@@ -161,7 +186,9 @@ def test_missing_data_names_path_and_readme_section(data, what):
         f'exist ({what} of the data set at *_dataloader.dataset.dataset). '
         f'Prepare it as the README\'s "{section}" section says, or point '
         'the config at your copy: `--cfg-options train_dataloader.dataset.'
-        'dataset.data_root=DIR` (val_dataloader, test_dataloader likewise).'
+        'dataset.data_root=DIR val_dataloader.dataset.data_root=DIR '
+        'test_dataloader.dataset.data_root=DIR` (the evaluation sets are not '
+        'wrapped).'
     ), last
     assert section in readme_sections()
     if what == 'data_root':  # the fix, as written, with the real root

@@ -88,9 +88,12 @@ def small_run_cfg(config, data, tmp_path):
         loader.num_workers = 0
         loader.persistent_workers = False
         loader.pin_memory = False
-        assert loader.dataset.type == 'ImageIntegrityDataset'
-        loader.dataset.dataset.data_root = data[kind]
-        loader.dataset.dataset.indices = size  # 2 iterations of batch 2
+        dataset = loader.dataset
+        if name == 'train_dataloader':  # (the evaluation sets: unwrapped)
+            assert dataset.type == 'ImageIntegrityDataset'
+            dataset = dataset.dataset
+        dataset.data_root = data[kind]
+        dataset.indices = size  # 2 iterations of batch 2
     cfg.test_dataloader = cfg.val_dataloader
     cfg.train_cfg.max_epochs = 1
     cfg.train_cfg.val_interval = 1

@@ -47,7 +47,7 @@ train_dataloader = dict(
     dataset=dict(dataset=dict(data_root=data_root, pipeline=_train)))
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(dataset=dict(data_root=data_root, pipeline=_test)))
+    dataset=dict(data_root=data_root, pipeline=_test))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
@@ -85,7 +85,7 @@ train_dataloader = dict(
     dataset=dict(dataset=dict(data_root=data_root, pipeline=_train)))
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(dataset=dict(data_root=data_root, pipeline=_test)))
+    dataset=dict(data_root=data_root, pipeline=_test))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1),
@@ -226,7 +226,7 @@ def test_readme_swap_on_stock_configs_trains(marker, overrides, assets,
         'ImageIntegrityDataset'
     hooks = {type(h).__name__ for h in runner.hooks}
     assert {'AtomicCheckpointHook', 'ModelCheckHook', 'StrictLoadHook',
-            'NonFiniteLossHook'} <= hooks, hooks
+            'NonFiniteLossHook', 'EvalImageCheckHook'} <= hooks, hooks
     assert type(runner.model.backbone).__name__ == 'DynaMixer'
     assert runner.model.backbone.sliding_window
     assert runner.model.backbone.norm_outputs

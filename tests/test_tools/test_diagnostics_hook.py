@@ -66,7 +66,7 @@ def test_sliding_window_model(data, tmp_path):
     cfg = Config.fromfile(config)
     cfg.model.backbone.sliding_window = True
     for pipeline in (cfg.train_dataloader.dataset.dataset.pipeline,
-                     cfg.val_dataloader.dataset.dataset.pipeline):
+                     cfg.val_dataloader.dataset.pipeline):
         pipeline[1] = dict(type='Resize', scale=(48, 48))
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)

@@ -21,8 +21,10 @@ CONFIG = 'configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
 
 
 def data_options(root):
-    return [f'{split}_dataloader.dataset.dataset.data_root={root}'
-            for split in ('train', 'val', 'test')]
+    # the training set sits inside its ImageIntegrityDataset
+    return [f'train_dataloader.dataset.dataset.data_root={root}'] + [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('val', 'test')]
 
 
 @pytest.fixture(scope='module')

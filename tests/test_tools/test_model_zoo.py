@@ -48,8 +48,10 @@ def test_amp_config_on_cpu_names_the_fix_and_the_fix_works(tmp_path):
         pytest.skip('only machines without a GPU refuse AMP')
     config = 'configs/dynamixer/dynamixer-s_8xb256_in1k.py'
     data = make_imagenet(str(tmp_path / 'imagenet'))
-    small = [f'{split}_dataloader.{key}' for split in ('train', 'val')
-             for key in (f'dataset.dataset.data_root={data}', 'batch_size=4',
+    small = [f'{split}_dataloader.{key}'
+             for split, inner in (('train', 'dataset.dataset'),
+                                  ('val', 'dataset'))
+             for key in (f'{inner}.data_root={data}', 'batch_size=4',
                          'num_workers=0', 'persistent_workers=False')]
     proc = run_tool('tools/train.py', config, '--work-dir',
                     str(tmp_path / 'work'), '--cfg-options', *small,

@@ -165,7 +165,7 @@ det = init_detector(
     osp.join(configs, 'dynamixer_detection',
              'retinanet_dynamixer-s_fpn_8xb2-1x_coco.py'), None,
     device='cpu', cfg_options={{
-        'test_dataloader.dataset.dataset.pipeline.1.scale': (200, 180)}})
+        'test_dataloader.dataset.pipeline.1.scale': (200, 180)}})
 result = inference_detector(det, image)
 print('det', type(det.backbone).__name__, det.backbone.sliding_window,
       result.pred_instances.bboxes.shape[1])

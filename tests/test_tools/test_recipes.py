@@ -98,12 +98,12 @@ def test_imagenet_recipe(model):
     size = RECIPE['img_size']
     crop = find(cfg.train_pipeline, 'RandomResizedCrop')
     assert crop.scale == size and crop.interpolation == 'bicubic'
-    test_pipeline = cfg.test_dataloader.dataset.dataset.pipeline
+    test_pipeline = cfg.test_dataloader.dataset.pipeline
     resize = find(test_pipeline, 'ResizeEdge')
     assert resize.scale == int(size / CROP[model])
     assert resize.interpolation == 'bicubic'
     assert find(test_pipeline, 'CenterCrop').crop_size == size
-    assert cfg.val_dataloader.dataset.dataset.pipeline == test_pipeline
+    assert cfg.val_dataloader.dataset.pipeline == test_pipeline
 
     assert tuple(cfg.val_evaluator.topk) == (1, 5)
     ckpt = cfg.default_hooks.checkpoint

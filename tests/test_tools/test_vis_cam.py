@@ -106,7 +106,7 @@ def test_vis_cam_writes_a_png(files, tmp_path):
     (['--method', 'eigencam'], "--method 'eigencam' is not supported for "
      'DynaMixer: valid are layercam, gradcam'),
     (['--cfg-options',
-      'test_dataloader.dataset.dataset.pipeline.1.scale=[40,40]'],
+      'test_dataloader.dataset.pipeline.1.scale=[40,40]'],
      'DynaMixer was built for 32x32 inputs'),
 ])
 def test_vis_cam_bad_input_names_the_range_and_writes_nothing(

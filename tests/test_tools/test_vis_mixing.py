@@ -134,7 +134,7 @@ def test_tool_writes_a_png(tiny_run, tmp_path):
     (['--segment', '4'], '--segment 4 is out of range: the ops of stage 0 '
      'have 4 segments, valid are 0..3.'),
     (['--cfg-options',
-      'test_dataloader.dataset.dataset.pipeline.1.scale=[40,40]'],
+      'test_dataloader.dataset.pipeline.1.scale=[40,40]'],
      'DynaMixer was built for 32x32 inputs'),
     (['CHECKPOINT=wrong'], 'CheckpointMismatchError'),
 ])

@@ -32,16 +32,17 @@ train_dataloader = dict(
                               split='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
+# The evaluation sets stay unwrapped, where the libraries' inferencers read
+# their pipelines (test_dataloader.dataset.pipeline); EvalImageCheckHook
+# checks their image files.
 val_dataloader = dict(
     batch_size=128,
     num_workers=4,
     persistent_workers=True,
     pin_memory=True,
     collate_fn=dict(type='default_collate'),
-    # missing data stops the run naming the path
-    dataset=dict(type='ImageIntegrityDataset',
-                 dataset=dict(type=dataset_type, data_root=data_root,
-                              split='test', pipeline=test_pipeline)),
+    dataset=dict(type=dataset_type, data_root=data_root, split='test',
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))

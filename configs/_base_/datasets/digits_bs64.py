@@ -33,16 +33,17 @@ train_dataloader = dict(
                               data_prefix='train', pipeline=train_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
+# The evaluation sets stay unwrapped, where the libraries' inferencers read
+# their pipelines (test_dataloader.dataset.pipeline); EvalImageCheckHook
+# checks their image files.
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
     persistent_workers=False,  # (there are no workers to keep)
     pin_memory=False,
     collate_fn=dict(type='default_collate'),
-    # missing data and bad image files stop the run naming the path
-    dataset=dict(type='ImageIntegrityDataset',
-                 dataset=dict(type=dataset_type, data_root=data_root,
-                              data_prefix='val', pipeline=test_pipeline)),
+    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val',
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))
@@ -52,10 +53,8 @@ test_dataloader = dict(
     persistent_workers=False,  # (there are no workers to keep)
     pin_memory=False,
     collate_fn=dict(type='default_collate'),
-    # missing data and bad image files stop the run naming the path
-    dataset=dict(type='ImageIntegrityDataset',
-                 dataset=dict(type=dataset_type, data_root=data_root,
-                              data_prefix='test', pipeline=test_pipeline)),
+    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='test',
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = val_evaluator
