@@ -24,3 +24,20 @@ def pytest_report_header(config):
     return (f'torch {torch.__version__}, CPU capability '
             f'{torch.backends.cpu.get_cpu_capability()} (ATEN_CPU_CAPABILITY '
             f'selects it), {torch.get_num_threads()} threads')
+
+
+@pytest.fixture(scope='session')
+def digits_trained(tmp_path_factory):
+    """The Quick start's run, once per session: the digits prepared by
+    the documented command, the Quick start's config trained with
+    MMPretrain's own tools/train.py. ``(data root, work dir)``."""
+    from mmdx_testing import (DIGITS_CONFIG, digits_data_options, run_tool,
+                              stock_tool)
+    tmp = tmp_path_factory.mktemp('digits')
+    root, work = tmp / 'digits', tmp / 'work'
+    out = run_tool('tools/dataset_converters/prepare_digits.py', str(root))
+    assert 'Wrote 1797 digit images' in out.stdout
+    run_tool(stock_tool('mmpretrain', 'train.py'), DIGITS_CONFIG,
+             '--work-dir', str(work), '--cfg-options',
+             *digits_data_options(root))
+    return root, work

@@ -80,6 +80,17 @@ def run_tool(*args, cwd=REPO, timeout=900, env=None, check=True):
     return proc
 
 
+DIGITS_CONFIG = 'configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
+
+
+def digits_data_options(root):
+    """--cfg-options that point the Quick start's config at ``root``."""
+    # the training set sits inside its ImageIntegrityDataset
+    return [f'train_dataloader.dataset.dataset.data_root={root}'] + [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('val', 'test')]
+
+
 def stock_tool(library, name='train.py'):
     """The path of a library's own ``tools/NAME`` as its installed package
     ships it (``<package>/.mim/tools/``, what ``mim train``/``mim test``

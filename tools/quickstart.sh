@@ -13,5 +13,7 @@ start=$SECONDS
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 best=$(ls -t "$WORK_DIR"/best_*.pth | head -n 1)
 "$PY" tools/test.py "$CONFIG" "$best" --work-dir "$WORK_DIR" | tee "$WORK_DIR/test_metrics.txt"
+# the checkpoint the digit-scene detection and segmentation configs start from
+mkdir -p checkpoints && cp "$best" checkpoints/dynamixer-tiny_1xb64_digits.pth
 echo "Trained and evaluated in $((SECONDS - start)) s; held-out test accuracy:" \
     "$(sed -n 's/.*"accuracy\/top1": \([0-9.]*\).*/\1/p' "$WORK_DIR/test_metrics.txt")%"

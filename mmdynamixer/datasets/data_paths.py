@@ -51,17 +51,20 @@ def _paths(dataset: dict):
         yield 'split', osp.join(root, dataset['split'])  # its image folder
 
 
-def check_data_paths(dataset: dict, where: str = 'dataset') -> None:
+def check_data_paths(dataset: dict, where: str = 'dataset',
+                     prepare: str = None) -> None:
     """Raise FileNotFoundError for the first missing path that the data set
     config ``dataset`` (or one it wraps) names; ``where`` is its place in
-    the config, for the message."""
+    the config, and ``prepare`` the command that prepares the data, for the
+    message."""
     for place, inner in _datasets(dataset, where):
         kind = str(inner.get('type', '')).split('.')[-1]
         for field, path in _paths(inner):
             if '://' in path or osp.exists(path):
                 continue
             section, _ = PREPARATION.get(kind, (None, ()))
-            how = (f'Prepare it as the README\'s "{section}" section says'
+            how = (f'Prepare it with `{prepare}`' if prepare else
+                   f'Prepare it as the README\'s "{section}" section says'
                    if section else
                    f'Prepare the {kind} data set as its library documents')
             raise FileNotFoundError(

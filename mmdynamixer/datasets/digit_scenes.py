@@ -154,6 +154,13 @@ def prepare_digit_scenes(root: str, seed: int = 0, num_scenes=None,
             start's, keeps its test digits out of every training scene.
     """
     import cv2
+    try:
+        import pycocotools  # noqa: F401 the masks' RLE encoding
+    except ImportError as err:
+        raise ImportError(
+            'prepare_digit_scenes needs pycocotools for the COCO masks '
+            '(MMDetection installs it): `pip install ".[det]"` from the '
+            'clone, or `pip install pycocotools`.') from err
 
     num_scenes = dict(NUM_SCENES, **(num_scenes or {}))
     images, labels, split_of = load_digit_splits(seed=digit_seed)

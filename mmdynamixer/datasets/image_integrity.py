@@ -97,6 +97,9 @@ class ImageIntegrityDataset:
             has its paths (``data_root``, ``ann_file``, ``data_prefix``)
             checked before it is built. Its ``get_data_info(idx)`` names the
             files (``img_path``, and ``seg_map_path`` for segmentation).
+        prepare (str, optional): The command that prepares the data, for
+            the message when a path is missing (by default the README
+            section on the data set's type).
         skip_bad (bool): False: the first bad image stops the run with
             :class:`BadImageError` naming the file and its index. True:
             a bad image is logged and the next sample is used instead
@@ -117,7 +120,8 @@ class ImageIntegrityDataset:
     """
 
     def __init__(self, dataset, skip_bad: bool = False,
-                 max_bad_fraction: float = 0.001, **others):
+                 max_bad_fraction: float = 0.001, prepare: str = None,
+                 **others):
         if others:
             raise TypeError(
                 f'ImageIntegrityDataset got {sorted(others)}, which belong to '
@@ -126,7 +130,7 @@ class ImageIntegrityDataset:
                 '`--cfg-options train_dataloader.dataset.dataset.data_root='
                 'DIR`).')
         if isinstance(dataset, dict):
-            check_data_paths(dataset, 'dataset.dataset')
+            check_data_paths(dataset, 'dataset.dataset', prepare)
             dataset = DATASETS.build(dataset)
         self.dataset = dataset
         if not 0 <= max_bad_fraction < 1:

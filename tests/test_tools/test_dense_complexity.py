@@ -2,6 +2,7 @@
 what tools/analysis_tools/dense_complexity.py prints: rerunning the named
 command reproduces the params and FLOPs cells exactly (for one detector and
 one segmenter here; the other two rows come from the same code)."""
+import glob
 import os.path as osp
 import re
 
@@ -33,13 +34,19 @@ def readme_table(folder):
     return table_rows(block), command
 
 
-@pytest.mark.parametrize('folder,config', [
-    (DET, DET + 'retinanet_dynamixer-s_fpn_8xb2-1x_coco.py'),
-    (SEG, SEG + 'fpn_dynamixer-s_4xb4-80k_ade20k-512x512.py')])
-def test_readme_table_is_what_the_command_prints(folder, config):
+@pytest.mark.parametrize('folder,config,data', [
+    (DET, DET + 'retinanet_dynamixer-s_fpn_8xb2-1x_coco.py', '_coco'),
+    (SEG, SEG + 'fpn_dynamixer-s_4xb4-80k_ade20k-512x512.py',
+     '_ade20k-512x512')])
+def test_readme_table_is_what_the_command_prints(folder, config, data):
     readme, command = readme_table(folder)
-    # the README's command covers every config of the folder, in its rows
-    assert command == f'tools/analysis_tools/dense_complexity.py {folder}*.py'
+    # the README's command covers every COCO / ADE20K config of the folder
+    # (the digit-scene configs have their own table), in its rows
+    assert command == \
+        f'tools/analysis_tools/dense_complexity.py {folder}*{data}.py'
+    assert sorted(r for r in readme if '::' not in r) == sorted(
+        osp.relpath(p, REPO)
+        for p in glob.glob(osp.join(REPO, f'{folder}*{data}.py')))
     assert config in readme and len(readme) == 4
     out = run_tool('tools/analysis_tools/dense_complexity.py', config,
                    '--repeat', '0').stdout

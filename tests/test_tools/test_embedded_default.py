@@ -15,27 +15,10 @@ import pytest
 import torch
 
 from mmdynamixer.utils import load_checkpoint_file
+from mmdx_testing import digits_data_options as data_options
 from mmdx_testing import run_tool, stock_tool
 
 CONFIG = 'configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
-
-
-def data_options(root):
-    # the training set sits inside its ImageIntegrityDataset
-    return [f'train_dataloader.dataset.dataset.data_root={root}'] + [
-        f'{split}_dataloader.dataset.data_root={root}'
-        for split in ('val', 'test')]
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('digits')
-    root, work = tmp / 'digits', tmp / 'work'
-    out = run_tool('tools/dataset_converters/prepare_digits.py', str(root))
-    assert 'Wrote 1797 digit images' in out.stdout
-    run_tool(stock_tool('mmpretrain', 'train.py'), CONFIG, '--work-dir',
-             str(work), '--cfg-options', *data_options(root))
-    return root, work
 
 
 def split_names(root):
@@ -44,8 +27,8 @@ def split_names(root):
             for s in ('train', 'val', 'test')}
 
 
-def test_digits_split_is_stratified(trained):
-    root, _ = trained
+def test_digits_split_is_stratified(digits_trained):
+    root, _ = digits_trained
     per_class = {cls: sum(len(glob.glob(str(root / s / str(cls) / '*.png')))
                           for s in ('train', 'val', 'test'))
                  for cls in range(10)}
@@ -70,10 +53,10 @@ def test_rerun_with_another_seed_keeps_splits_disjoint(tmp_path):
     assert not (after['train'] & after['val'])
 
 
-def test_train_then_test_reaches_90_percent_on_held_out(trained):
+def test_train_then_test_reaches_90_percent_on_held_out(digits_trained):
     """MMPretrain's own tools/test.py on the best checkpoint of the run
     with its tools/train.py: the Quick start's accuracy, within noise."""
-    root, work = trained
+    root, work = digits_trained
     best = glob.glob(str(work / 'best_accuracy_top1_epoch_*.pth'))
     assert len(best) == 1
     out = run_tool(stock_tool('mmpretrain', 'test.py'), CONFIG, best[0],
@@ -85,12 +68,12 @@ def test_train_then_test_reaches_90_percent_on_held_out(trained):
     assert accuracy >= 90.0, test_line
 
 
-def test_our_tools_train_exactly_as_mmpretrains(trained, tmp_path):
+def test_our_tools_train_exactly_as_mmpretrains(digits_trained, tmp_path):
     """The same config and command line, 2 epochs, with this package's
     tools/train.py and with MMPretrain's: the same weights, bit for bit,
     and the same validation accuracy (our tools add nothing to a config).
     """
-    root, _ = trained
+    root, _ = digits_trained
     runs = {}
     for name, tool in (('ours', 'tools/train.py'),
                        ('mmpretrain', stock_tool('mmpretrain', 'train.py'))):
@@ -109,12 +92,12 @@ def test_our_tools_train_exactly_as_mmpretrains(trained, tmp_path):
         assert torch.equal(value, stock['state_dict'][key]), key
 
 
-def test_checkpoints_load_through_the_allow_list_on_every_torch(trained):
+def test_checkpoints_load_through_the_allow_list_on_every_torch(digits_trained):
     """tools/train.py checkpoints hold MMEngine objects: torch's plain
     weights_only loading refuses them; through MMEngine's own entry point
     (what --resume, tools/test.py and load_from use) they load, with our
     allow-list and nothing else allowed, on this torch whichever it is."""
-    _, work = trained
+    _, work = digits_trained
     ckpt = glob.glob(str(work / 'epoch_*.pth'))[0]
     plain = subprocess.run(
         [sys.executable, '-c', 'import torch, sys; '
@@ -132,8 +115,8 @@ def test_checkpoints_load_through_the_allow_list_on_every_torch(trained):
     assert 'HistoryBuffer' in ours.stdout
 
 
-def test_test_tool_rejects_corrupted_checkpoint(trained, tmp_path):
-    root, work = trained
+def test_test_tool_rejects_corrupted_checkpoint(digits_trained, tmp_path):
+    root, work = digits_trained
     ckpt = glob.glob(str(work / 'epoch_*.pth'))[0]
     broken = tmp_path / 'broken.pth'
     with open(ckpt, 'rb') as f:
@@ -145,10 +128,10 @@ def test_test_tool_rejects_corrupted_checkpoint(trained, tmp_path):
     assert 'corrupted or truncated' in proc.stderr
 
 
-def test_vis_tools_on_the_trained_model(trained, tmp_path):
+def test_vis_tools_on_the_trained_model(digits_trained, tmp_path):
     """vis_mixing.py and vis_cam.py draw the trained model's pictures of a
     real test image (the README's commands, with the test's paths)."""
-    root, work = trained
+    root, work = digits_trained
     best = glob.glob(str(work / 'best_accuracy_top1_epoch_*.pth'))[0]
     image = sorted(glob.glob(str(root / 'test' / '3' / '*.png')))[0]
     options = ['--cfg-options', *data_options(root)]
@@ -164,13 +147,13 @@ def test_vis_tools_on_the_trained_model(trained, tmp_path):
     assert out.stat().st_size > 10000 and cam.stat().st_size > 10000
 
 
-def test_cam_weighs_strokes_over_background(trained):
+def test_cam_weighs_strokes_over_background(digits_trained):
     """On real held-out digits, the trained model's default class
     activation map (LayerCAM at its last layer) puts more mass per pixel on
     the digit's strokes than on the background, for the images it
     classifies right (first 5 test images of each class), and more so than
     Grad-CAM: the README's comparison, by the README's command."""
-    root, work = trained
+    root, work = digits_trained
     best = glob.glob(str(work / 'best_accuracy_top1_epoch_*.pth'))[0]
     out = run_tool('tools/analysis_tools/cam_localization.py', CONFIG, best,
                    str(root / 'test'), '--cfg-options',

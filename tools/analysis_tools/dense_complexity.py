@@ -87,17 +87,25 @@ def build_model(cfg: Config):
     return revert_sync_batchnorm(model).eval()
 
 
-def measure(path: str, repeat: int) -> dict:
+def measure(path: str, repeat: int, hw: tuple = None,
+            cfg_options: dict = None) -> dict:
+    """Parameters, FLOPs and CPU time of the model of the config ``path``
+    (with ``cfg_options`` merged in) at the input size ``hw`` (H, W; by
+    default :data:`INPUT_SIZES` of its library)."""
     cfg = get_config(path) if '::' in path else Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     scope = cfg.default_scope
     if scope not in INPUT_SIZES:
         raise ValueError(f'{path}: default_scope {scope!r} is not one of '
                          f'{sorted(INPUT_SIZES)} (detection or segmentation).')
-    hw = INPUT_SIZES[scope]
+    hw = hw or INPUT_SIZES[scope]
     model = build_model(cfg)
     generator = torch.Generator().manual_seed(SEED)
     image = torch.rand(1, 3, *hw, generator=generator) * 255
-    inputs = model.data_preprocessor({'inputs': [image[0]]})['inputs']
+    inputs = model.data_preprocessor({
+        'inputs': [image[0]],
+        'data_samples': data_samples(scope, hw)})['inputs']
     traced = TensorMode(model, data_samples(scope, tuple(inputs.shape[-2:])))
     with torch.no_grad():
         flops = get_model_complexity_info(
