@@ -81,17 +81,19 @@ def untrained_checkpoint(config, root, backbone_checkpoint, path):
     """The model as the run starts: the backbone from the checkpoint, the
     neck and heads at their init."""
     from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.registry import MODELS, DefaultScope
 
     import mmdynamixer  # noqa: F401
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(dict(  # (every value here is a string)
         option.split('=', 1) for option in data_options(config, root) +
         [f'model.backbone.init_cfg.checkpoint={backbone_checkpoint}']))
-    init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    # (the scope only for this build: later tests of the session build in
+    # their own)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
     return path
 
