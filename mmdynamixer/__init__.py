@@ -10,6 +10,10 @@ zoo with MMPretrain's ModelHub (``mmpretrain.list_models('dynamixer*')``),
 and registers a loader of local checkpoint files with MMEngine's
 ``CheckpointLoader`` that allows only tensors and the plain-data types of
 MMEngine checkpoints, on every torch (:mod:`mmdynamixer.utils.safe_pickle`).
+
+Checkpoints load strictly into the DynaMixer backbone and head on every path
+(:mod:`mmdynamixer.utils.checkpoint`); :func:`allow_partial_load` is the
+scoped opt-in for a partial load of a whole model on purpose.
 """
 from .version import __version__
 from .version_guard import check_versions, optional_imports_skip_unsupported
@@ -19,9 +23,9 @@ check_versions()
 with optional_imports_skip_unsupported():
     from . import datasets, engine, models  # noqa: E402,F401 registers them
     from .apis import register_model_zoo
-    from .utils import register_safe_loading
+    from .utils import allow_partial_load, register_safe_loading
 
 register_safe_loading()
 register_model_zoo()
 
-__all__ = ['__version__']
+__all__ = ['__version__', 'allow_partial_load']

@@ -1,10 +1,12 @@
-from .checkpoint import (CheckpointMismatchError, check_state_dict,
+from .checkpoint import (CheckpointMismatchError, PartialLoadMixin,
+                         allow_partial_load, check_state_dict,
                          extract_state_dict, guard_state_dict_loads,
                          load_checkpoint_file, load_pretrained,
                          load_state_dict_checked, register_safe_loading)
 from .fileio import atomic_write
 
-__all__ = ['CheckpointMismatchError', 'atomic_write', 'check_state_dict',
+__all__ = ['CheckpointMismatchError', 'PartialLoadMixin',
+           'allow_partial_load', 'atomic_write', 'check_state_dict',
            'extract_state_dict', 'guard_state_dict_loads',
            'load_checkpoint_file', 'load_pretrained',
            'load_state_dict_checked', 'register_safe_loading']

@@ -19,10 +19,23 @@ here, so that no weight is ever silently left random:
   ``--resume``, ``mmpretrain.get_model(..., pretrained=...)``, the
   Inferencer, and other libraries' tools all load non-strictly otherwise).
 
-The one opt-out is the environment variable ``MMDYNAMIXER_PARTIAL_LOAD=1``:
-loads then go on, and a summary of what stayed random or was ignored is
-logged.
+Partial loads on purpose, as PyTorch documents them:
+
+- ``backbone.load_state_dict(part, strict=False)`` (or the head's), called
+  directly on a DynaMixer backbone or head, loads what fits and returns
+  PyTorch's missing and unexpected keys (:class:`PartialLoadMixin`); the
+  fine-tuning idiom ``model.backbone.load_state_dict(sd, strict=False)``.
+- A whole model (e.g. MMPretrain's ``ImageClassifier``, whose
+  ``load_state_dict`` is not ours; it and MMEngine's non-strict loaders
+  both load the backbone and head with ``strict=True``, so the guard cannot
+  tell them apart) loads partially only within ``with
+  mmdynamixer.allow_partial_load():`` (:func:`allow_partial_load`), or
+  everywhere with the environment variable ``MMDYNAMIXER_PARTIAL_LOAD=1``:
+  loads then go on, and a summary of what stayed random or was ignored is
+  logged.
 """
+import contextlib
+import contextvars
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -35,6 +48,10 @@ from . import safe_pickle
 from . import torch_features
 
 PARTIAL_LOAD_ENV = 'MMDYNAMIXER_PARTIAL_LOAD'
+PARTIAL_LOAD_CONTEXT = 'mmdynamixer.allow_partial_load()'
+# True within `allow_partial_load()` (per thread and asyncio task)
+_partial_load_scope = contextvars.ContextVar('mmdynamixer_partial_load',
+                                             default=False)
 REFERENCE_HINT = ('It looks like a checkpoint of the reference DynaMixer '
                   'implementation: convert it first with `python '
                   'tools/model_converters/dynamixer_to_mmpretrain.py SRC DST`.')
@@ -105,9 +122,43 @@ def extract_state_dict(ckpt: dict,
 # ---------------------------------------------------------------- checking
 
 def partial_load_allowed() -> bool:
-    """Whether the user opted out of strict loading
-    (``MMDYNAMIXER_PARTIAL_LOAD=1``)."""
-    return os.environ.get(PARTIAL_LOAD_ENV, '') not in ('', '0')
+    """Whether the user opted out of strict loading, within
+    :func:`allow_partial_load` or with ``MMDYNAMIXER_PARTIAL_LOAD=1``."""
+    return _partial_load_reason() is not None
+
+
+def _partial_load_reason() -> Optional[str]:
+    """What let a partial load through (for the log), or None."""
+    if _partial_load_scope.get():
+        return PARTIAL_LOAD_CONTEXT
+    if os.environ.get(PARTIAL_LOAD_ENV, '') not in ('', '0'):
+        return f'{PARTIAL_LOAD_ENV}=1'
+    return None
+
+
+@contextlib.contextmanager
+def allow_partial_load():
+    """Within: loads into a DynaMixer backbone or head that do not fit go
+    on, and what stays random or is ignored is logged, instead of raising
+    :class:`CheckpointMismatchError`. For a partial load of a whole model
+    on purpose: ``strict=False`` alone does not do it, as the guard cannot
+    tell it from MMEngine's loaders, which are non-strict on every load and
+    stay checked::
+
+        with mmdynamixer.allow_partial_load():
+            result = model.load_state_dict(state_dict, strict=False)
+        result.missing_keys  # e.g. the head's keys, left out of state_dict
+
+    Scoped: the checks are on again when the block exits, also by an
+    exception (the environment variable ``MMDYNAMIXER_PARTIAL_LOAD=1`` is
+    the process-wide opt-out). Shape mismatches still fail in
+    ``load_state_dict`` itself, as PyTorch documents for ``strict=False``.
+    """
+    token = _partial_load_scope.set(True)
+    try:
+        yield
+    finally:
+        _partial_load_scope.reset(token)
 
 
 def _listing(names, limit=10):
@@ -178,8 +229,9 @@ def check_state_dict(module, state_dict: dict, source: str = 'checkpoint',
     if not (missing or unexpected or mismatched):
         return fresh_missing
     report = mismatch_report(module, source, missing, unexpected, mismatched)
-    if partial_load_allowed():
-        print_log(f'{report}\n  {PARTIAL_LOAD_ENV}=1: loading the rest; the '
+    reason = _partial_load_reason()
+    if reason:
+        print_log(f'{report}\n  {reason}: loading the rest; the '
                   f'{len(missing) + len(mismatched)} missing or mis-shaped '
                   'entries keep their random init.', logger=logger,
                   level=30)
@@ -196,8 +248,13 @@ def check_state_dict(module, state_dict: dict, source: str = 'checkpoint',
                      'checkpoint was trained with.')
     if any(k.startswith(('network.', 'patch_embed.')) for k in unexpected):
         hints.append(REFERENCE_HINT)
-    hints.append(f'To load only what fits on purpose, set {PARTIAL_LOAD_ENV}'
-                 '=1 (what stays random is logged).')
+    hints.append('To load only what fits on purpose: call '
+                 '`model.backbone.load_state_dict(part, strict=False)` '
+                 "(the backbone's or head's own load returns the missing and "
+                 'unexpected keys, as in PyTorch), or load within `with '
+                 f'{PARTIAL_LOAD_CONTEXT}:` (a whole model) or with '
+                 f'{PARTIAL_LOAD_ENV}=1 (every load); what stays random is '
+                 'logged.')
     raise CheckpointMismatchError('\n'.join([report] + [
         f'  {hint}' for hint in hints]))
 
@@ -242,7 +299,7 @@ def load_state_dict_checked(module, state_dict: dict, source: str,
     """Check ``state_dict`` against ``module`` (see :func:`check_state_dict`)
     and load it."""
     unset = check_state_dict(module, state_dict, source, fresh, hints)
-    with _checked_already(module):
+    with skip_guard(module):
         module.load_state_dict(without_partial_keys(state_dict, unset),
                                strict=not unset)
 
@@ -269,18 +326,22 @@ def load_pretrained(module, init_cfg: dict, fresh: Iterable[str] = ()):
 
 # ------------------------------------------------- the guard on every load
 
-class _checked_already:
-    """Within: the guard of ``module`` skips its check (the caller checked
-    with better names for the source)."""
+class skip_guard:
+    """Within: the guard of ``module`` (:func:`guard_state_dict_loads`)
+    skips its check, on this module only (its caller checked already, with
+    better names for the source, or asked for a non-strict load of it).
+    Nests; the previous state is back on exit, also by an exception."""
 
     def __init__(self, module):
         self.module = module
 
     def __enter__(self):
+        self.before = getattr(self.module, '_mmdx_checked', False)
         self.module._mmdx_checked = True
+        return self.module
 
     def __exit__(self, *exc):
-        self.module._mmdx_checked = False
+        self.module._mmdx_checked = self.before
 
 
 def _guard_hook(module, state_dict, prefix, local_metadata, strict,
@@ -324,10 +385,39 @@ def guard_state_dict_loads(module):
     return module
 
 
+class PartialLoadMixin:
+    """``load_state_dict`` as PyTorch documents it, for a module guarded by
+    :func:`guard_state_dict_loads` (the DynaMixer backbone and head; list
+    it before the torch or OpenMMLab base class).
+
+    ``strict=True`` (the default): the guard checks every key and raises
+    :class:`CheckpointMismatchError` naming what does not fit. A direct
+    ``strict=False`` call on the module itself: the guard steps aside for
+    this call, and PyTorch's ``_IncompatibleKeys(missing_keys,
+    unexpected_keys)`` comes back (shape mismatches still raise, as in
+    PyTorch). Loads into a larger model that holds the module (MMEngine's
+    loaders, ``model.load_state_dict(..., strict=False)`` on a whole
+    classifier) never call this method: torch and MMEngine load each
+    submodule through ``_load_from_state_dict`` with ``strict=True``,
+    whatever they were given, so they stay checked, and
+    :func:`allow_partial_load` is their opt-in.
+    """
+
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        assign: bool = False):
+        if strict:
+            return super().load_state_dict(state_dict, strict=True,
+                                           assign=assign)
+        with skip_guard(self):
+            return super().load_state_dict(state_dict, strict=False,
+                                           assign=assign)
+
+
 __all__ = [
-    'CheckpointMismatchError', 'PARTIAL_LOAD_ENV', 'check_state_dict',
+    'CheckpointMismatchError', 'PARTIAL_LOAD_CONTEXT', 'PARTIAL_LOAD_ENV',
+    'PartialLoadMixin', 'allow_partial_load', 'check_state_dict',
     'compare_state_dict', 'extract_state_dict', 'guard_state_dict_loads',
     'load_checkpoint_file', 'load_from_local', 'load_pretrained',
     'load_state_dict_checked', 'partial_load_allowed',
-    'register_safe_loading', 'select_prefix'
+    'register_safe_loading', 'select_prefix', 'skip_guard'
 ]

@@ -18,6 +18,7 @@ class StrictLoadHook(Hook):
     model (MMEngine calls ``after_load_checkpoint`` before loading) and
     raises :class:`~mmdynamixer.utils.CheckpointMismatchError` listing the
     missing, unexpected and mis-shaped keys. ``MMDYNAMIXER_PARTIAL_LOAD=1``
+    (or running the runner within ``mmdynamixer.allow_partial_load()``)
     lets the load go on and logs what stays random.
     """
     priority = 'VERY_HIGH'

@@ -7,16 +7,20 @@ from mmcv.cnn import build_norm_layer
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
-from ...utils.checkpoint import guard_state_dict_loads
+from ...utils.checkpoint import PartialLoadMixin, guard_state_dict_loads
 
 
 @MODELS.register_module()
-class DynaMixerClsHead(ClsHead):
+class DynaMixerClsHead(PartialLoadMixin, ClsHead):
     """The classifier of the published DynaMixer.
 
     A LayerNorm on every token of the last stage, the mean over tokens, and a
     linear layer. Hard labels and the soft labels of Mixup/CutMix both work
     through :class:`mmpretrain.models.heads.ClsHead`'s loss.
+
+    Every ``load_state_dict`` into it must fit its keys exactly; its own
+    ``load_state_dict(sd, strict=False)`` returns the missing and unexpected
+    keys, as in PyTorch (:class:`~mmdynamixer.utils.PartialLoadMixin`).
 
     Args:
         num_classes (int): Number of categories.
