@@ -1,7 +1,10 @@
 """Every path that puts weights into a model with a DynaMixer backbone loads
 every key exactly, or stops with the error that lists the missing,
 unexpected and mis-shaped keys; intended partial loads skip exactly the
-expected keys and name them; MMDYNAMIXER_PARTIAL_LOAD=1 is the one opt-out."""
+expected keys and name them; MMDYNAMIXER_PARTIAL_LOAD=1 is the process-wide
+opt-out (the scoped one, mmdynamixer.allow_partial_load(), and the backbone's
+and head's own load_state_dict(strict=False): tests/test_utils/
+test_partial_load.py)."""
 import copy
 import os
 import os.path as osp
