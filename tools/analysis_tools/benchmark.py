@@ -1,47 +1,265 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
-"""Benchmarks of DynaMixer. Ratios are always against a baseline measured in
-the same run, on the same machine; nothing here is a test.
+"""Benchmark the training and inference of a model: throughput, step time,
+activation memory, peak memory, parameters and FLOPs.
 
-``speed``: for DynaMixer-S, M and L at 224 x 224, the baseline, our
-backbone without selective recomputation (``plain``), in its default mode,
-with ``with_cp`` and under ``torch.compile`` (same weights, same classifier
-end): the bytes per image a training step keeps for backward (counted with
-``saved_tensors_hooks``: independent of the allocator and the device),
-training-step throughput (forward, backward, AdamW step), inference
-throughput and peak memory, with the ratios; and the achieved FLOP rate as a
-fraction of a large matmul measured in the same run (on CUDA, in autocast:
-the model FLOP utilisation).
+The model is built from an MMPretrain config (``config``), or from a
+DynaMixer arch (``--arch s|m|l``: an ``ImageClassifier`` with the
+``DynaMixer`` backbone and a 1000-class ``DynaMixerClsHead``);
+``--cfg-options`` changes it as in MMPretrain's tools, e.g. the backbone's
+activation checkpointing (``model.backbone.selective_cp=False``,
+``model.backbone.with_cp=True``) or the sliding-window mode at another input
+size (``--img-size 512 --cfg-options model.backbone.sliding_window=True``).
+The model runs on random inputs (``model(x)``, MMPretrain's ``'tensor'``
+mode; no data preprocessor).
 
-``sliding``: time and peak memory per image of DynaMixer-S inference in the
-fixed and the sliding-window mode at 224 x 224, and of the sliding mode at
-512 x 512 and 800 x 1333, with the ratios that matter: sliding / fixed at
-224, and the cost per pixel at each size against the fixed model at 224.
-The cases are timed in turn within each round, and each ratio is the median
-of its per-round ratios, so that the machine's slow spells cancel out.
+Measured (``--bench train|inference|both``):
 
-The baseline is :class:`mmdynamixer.testing.BaselineDynaMixer`: DynaMixer
-as a direct transcription of the paper's op, block and network, tested to
-compute what our backbone computes (tests/test_tools/
-test_benchmark_baseline.py). Models are built by name; this tool holds no
-model code.
+- throughput (images/s) and step time: the median of ``--repeats`` timed
+  steps after ``--warmup`` steps. A training step is forward,
+  cross-entropy on random labels, backward and an AdamW step; an inference
+  step a forward without autograd, in eval mode;
+- activation memory (MiB per image): what the forward of a training step
+  keeps for backward, everything the forward allocated and still holds when
+  it returns (CPU: :func:`mmdynamixer.testing.retained_bytes`, which also
+  counts the caches of activation checkpointing; CUDA: the growth of
+  ``torch.cuda.memory_allocated()``);
+- peak memory (MiB) of a step after two warm-up steps (where
+  ``torch.compile`` compiles and AdamW creates its state), in a fresh
+  process, above what that process held before the model was built: model,
+  gradients, optimizer state, batch, activations and what the allocator
+  keeps (CPU: the resident set's high-water mark, VmHWM, reset before the
+  step, or NaN where the kernel does not allow the reset; CUDA:
+  ``torch.cuda.max_memory_allocated()``);
+- parameters, and with ``--flops`` the FLOPs per image as
+  ``tools/analysis_tools/get_flops.py`` counts them
+  (``mmengine.analysis.get_model_complexity_info``: one multiply-add is one
+  FLOP).
+
+``--results-file`` writes the results as CSV (``.csv``, one row) or JSON
+(``.json``). The functions that measure are shared with
+``tools/analysis_tools/checkpointing_study.py``.
 
 Examples:
-    python tools/analysis_tools/benchmark.py speed --threads 2 --batch 8
-    python tools/analysis_tools/benchmark.py speed --device cuda --batch 64
-    python tools/analysis_tools/benchmark.py sliding --threads 2
+    python tools/analysis_tools/benchmark.py \\
+        configs/dynamixer/dynamixer-s_8xb256_in1k.py --batch-size 8 --flops
+    python tools/analysis_tools/benchmark.py --arch s --bench train \\
+        --cfg-options model.backbone.selective_cp=False
+    python tools/analysis_tools/benchmark.py --arch m --device cuda \\
+        --amp --batch-size 128 --compile --results-file m.csv
+    python tools/analysis_tools/benchmark.py --arch s --bench inference \\
+        --img-size 800 1333 --batch-size 1 \\
+        --cfg-options model.backbone.sliding_window=True
 """
 import argparse
+import contextlib
+import csv
 import json
+import logging
+import math
 import multiprocessing as mp
-import os
+import os.path as osp
+import platform
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config, DictAction
+
+BENCHES = {'inference': ('infer', ), 'train': ('train', ),
+           'both': ('infer', 'train')}
+
+
+# --- the machine ------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device) -> dict:
+    """What the numbers depend on: torch, the device (CPU model and threads,
+    or GPU name)."""
+    device = torch.device(device)
+    info = dict(torch=torch.__version__, device=str(device),
+                threads=torch.get_num_threads())
+    if device.type == 'cuda':
+        info['device_name'] = torch.cuda.get_device_name(device)
+    else:
+        info['device_name'] = cpu_model()
+    return info
+
+
+def machine_line(info: dict) -> str:
+    threads = info['threads']
+    where = info['device_name'] if info['device'].startswith('cuda') else \
+        f'{info["device_name"]}, {threads} thread{"s" * (threads != 1)}'
+    return f'torch {info["torch"]} on {info["device"]} ({where})'
+
+
+def amp_dtype(device, amp):
+    """The autocast dtype of ``--amp`` on CUDA (``auto``: bf16 where
+    supported, else fp16); None (float32) without ``--amp``."""
+    if amp is None:
+        return None
+    if torch.device(device).type != 'cuda':
+        raise ValueError('--amp is autocast on CUDA; on CPU this tool runs '
+                         'float32 only.')
+    if amp == 'auto':
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() \
+            else torch.float16
+    return dict(bf16=torch.bfloat16, fp16=torch.float16)[amp]
+
+
+def precision_name(dtype) -> str:
+    return 'float32' if dtype is None else \
+        str(dtype).replace('torch.', '') + ' autocast'
+
+
+def autocast(device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+# --- steps and what they take -----------------------------------------------
+
+
+def training_loss(out, labels=None):
+    """Cross-entropy of ``(B, num_classes)`` logits on ``labels``; for any
+    other output (a backbone's feature maps), the sum of the outputs'
+    means."""
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and \
+            labels is not None:
+        return F.cross_entropy(out.float(), labels)
+    tensors = [out] if isinstance(out, torch.Tensor) else list(out)
+    return sum(t.float().mean() for t in tensors)
+
+
+def make_train_step(model, x, device, dtype=None, lr=1e-4):
+    """A closure that runs one training step of ``model`` on ``x``: forward
+    (in training mode, in autocast with ``dtype``), cross-entropy on random
+    labels (drawn at the first step, then fixed), backward, AdamW step. It
+    creates its own AdamW."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    labels = None
+
+    def step():
+        nonlocal labels
+        model.train()
+        with autocast(device, dtype):
+            out = model(x)
+            if labels is None and isinstance(out, torch.Tensor) and \
+                    out.dim() == 2:
+                labels = torch.randint(0, out.shape[1], (x.shape[0], ),
+                                       device=x.device)
+            loss = training_loss(out, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync(device)
+
+    return step
+
+
+def make_inference_step(model, x, device, dtype=None):
+    """A closure that runs ``model`` on ``x`` in eval mode, without
+    autograd."""
+
+    def step():
+        model.eval()
+        with torch.no_grad(), autocast(device, dtype):
+            model(x)
+        sync(device)
+
+    return step
+
+
+def time_steps(steps, repeats, warmup):
+    """Seconds of each step in each of ``repeats`` rounds, after ``warmup``
+    untimed runs of each. Several steps are timed in turn within every
+    round (interleaved), so that a slow spell of the machine hits them
+    alike; ratios of their per-round times cancel it.
+
+    Returns:
+        list[list[float]]: per step, its time in each round.
+    """
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times = [[] for _ in steps]
+    for _ in range(repeats):
+        for step, record in zip(steps, times):
+            start = time.perf_counter()
+            step()
+            record.append(time.perf_counter() - start)
+    return times
+
+
+def activation_bytes(model, x, device, dtype=None):
+    """Bytes that the forward of a training step keeps until backward:
+    everything it allocated and still holds when it returns (the output
+    included). CPU: :func:`mmdynamixer.testing.retained_bytes` (the
+    profiler's count: tensors saved by autograd and the caches of
+    activation checkpointing alike); CUDA: the growth of
+    ``torch.cuda.memory_allocated()``."""
+    model.train()
+    if torch.device(device).type == 'cuda':
+        sync(device)
+        before = torch.cuda.memory_allocated(device)
+        with autocast(device, dtype):
+            out = model(x)
+        sync(device)
+        kept = torch.cuda.memory_allocated(device) - before
+    else:
+        from mmdynamixer.testing import retained_bytes
+        with autocast(device, dtype):
+            kept, out = retained_bytes(lambda: model(x))
+    del out  # and with it the graph
+    return kept
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model, shape) -> int:
+    """FLOPs of one image of ``shape`` (C, H, W) through ``model``, as
+    ``tools/analysis_tools/get_flops.py`` counts them."""
+    from mmengine.analysis import get_model_complexity_info
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the counter's notes on skipped ops
+    training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            info = get_model_complexity_info(
+                model, inputs=(torch.zeros(1, *shape, device=device), ),
+                show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+        model.train(training)
+    return info['flops']
+
+
+# --- peak memory, in a fresh process ----------------------------------------
 
 
 def _rss_bytes(field='VmRSS'):
@@ -49,12 +267,12 @@ def _rss_bytes(field='VmRSS'):
         for line in f:
             if line.startswith(field + ':'):
                 return int(line.split()[1]) * 1024
-    return 0
+    raise OSError(f'no {field} in /proc/self/status')
 
 
 def _reset_peak_rss():
-    """Reset the kernel's peak-RSS mark (VmHWM) so that it measures what
-    follows; False where the kernel does not allow it."""
+    """Reset the kernel's resident high-water mark (VmHWM) to the current
+    resident set; False where the kernel does not allow it."""
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
@@ -63,489 +281,271 @@ def _reset_peak_rss():
         return False
 
 
-def _sync(device):
-    if str(device).startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def peak_mb(device, run, since=None):
-    """Peak memory (MB) while ``run()`` runs, above ``since`` (bytes;
-    default: what is in use when it starts): CPU resident memory (VmHWM
-    over VmRSS), CUDA ``max_memory_allocated`` over ``memory_allocated``;
-    NaN where the kernel cannot reset VmHWM."""
-    cuda = str(device).startswith('cuda')
-    if cuda:
-        torch.cuda.synchronize()
-        start = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
+def in_fresh_process(device, fn, *args):
+    """``fn(*args)`` in a new process, so that memory peaks and what one
+    model leaves behind (allocator caches, compiled graphs) do not mix.
+    For a CPU ``device`` it is forked from this process: call it before
+    this process computes anything (libgomp's threads do not survive a
+    fork). For CUDA it is forked from a server that has imported torch and
+    mmdynamixer (CUDA does not survive a fork)."""
+    if torch.device(device).type == 'cuda':
+        ctx = mp.get_context('forkserver')
+        ctx.set_forkserver_preload(['torch', 'mmdynamixer'])
     else:
-        start = _rss_bytes()
-        if not _reset_peak_rss():
-            return float('nan')
-    start = start if since is None else since
-    run()
-    _sync(device)
-    peak = torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM')
-    return (peak - start) / 2**20
-
-
-def peak_inference_memory(model_kwargs, shape, batch, threads,
-                          device='cpu'):
-    """Peak memory per image of the first forward (no grad) of a fresh
-    DynaMixer, in a fresh process: later passes reuse memory the allocator
-    kept."""
-    torch.set_num_threads(threads)
-    import mmdynamixer  # noqa: F401
-    from mmdynamixer.models import DynaMixer
-    model = DynaMixer(**model_kwargs).eval().to(device)
-    x = torch.randn(batch, 3, *shape, device=device)
-    with torch.no_grad():
-        return peak_mb(device, lambda: model(x)) / batch
-
-
-def _run_isolated(fn, *args):
-    """Run ``fn`` in a fresh process, so that memory peaks do not mix and
-    nothing one model leaves behind (allocator caches, compiled graphs)
-    weighs on the next: one forked from a server that has only imported
-    torch and mmdynamixer (a clean allocator, without paying for the
-    imports each time). Its workers are not daemons, so ``fn`` may run
-    isolated steps of its own."""
-    ctx = mp.get_context('forkserver')
-    ctx.set_forkserver_preload(['torch', 'mmdynamixer'])
+        ctx = mp.get_context('fork')
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()
 
 
-def interleaved_times(cases, rounds, warmup):
-    """Median seconds per image of each case, timing the cases in turn in
-    every round, so that a slow spell of the machine hits them all alike.
-
-    Args:
-        cases (list): ``(fn, batch)`` pairs; ``fn()`` runs one step.
-    """
-    for fn, _ in cases:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in cases]
-    for _ in range(rounds):
-        for (fn, batch), record in zip(cases, times):
-            start = time.perf_counter()
-            fn()
-            record.append((time.perf_counter() - start) / batch)
-    return times
-
-
-def bench_sliding(args):
-    import mmdynamixer  # noqa: F401
-    from mmdynamixer.models import DynaMixer
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    fixed = DynaMixer('s').eval().to(args.device)
-    sliding = DynaMixer('s', sliding_window=True).eval().to(args.device)
-    sliding.load_state_dict(fixed.state_dict())
-    cases = [('fixed', fixed, (224, 224), args.batch),
-             ('sliding', sliding, (224, 224), args.batch),
-             ('sliding', sliding, (512, 512), 1),
-             ('sliding', sliding, (800, 1333), 1)]
-
-    def step(model, x):
-        def run():
-            with torch.no_grad():
-                model(x)
-            _sync(args.device)
-        return run
-
-    times = interleaved_times(
-        [(step(m, torch.randn(b, 3, *hw, device=args.device)), b)
-         for _, m, hw, b in cases], args.repeats, args.warmup)
-    rows = []
-    for (mode, _, hw, batch), record in zip(cases, times):
-        kwargs = dict(arch='s', sliding_window=mode == 'sliding')
-        pixels = hw[0] * hw[1]
-        per_pixel = [t / pixels / (b / (224 * 224))
-                     for t, b in zip(record, times[0])]
-        rows.append(dict(
-            mode=mode, size=f'{hw[0]}x{hw[1]}', batch=batch,
-            ms_per_image=statistics.median(record) * 1e3,
-            time_per_pixel_vs_fixed224=statistics.median(per_pixel),
-            peak_mb_per_image=_run_isolated(peak_inference_memory, kwargs,
-                                            hw, batch, args.threads,
-                                            args.device)))
-    base_mem = rows[0]['peak_mb_per_image'] / (224 * 224)
-    for row in rows:
-        h, w = (int(v) for v in row['size'].split('x'))
-        row['memory_per_pixel_vs_fixed224'] = \
-            row['peak_mb_per_image'] / (h * w) / base_mem
-    print(f'DynaMixer-S inference on {args.device}, {args.threads} threads; '
-          f'median of {args.repeats} interleaved rounds; ratios are medians '
-          'of per-round ratios; memory: peak of a first forward')
-    print(f'{"mode":8} {"size":>9} {"batch":>5} {"ms/img":>9} '
-          f'{"peak MB/img":>12} {"time/px vs fixed224":>20} '
-          f'{"mem/px vs fixed224":>19}')
-    for r in rows:
-        print(f'{r["mode"]:8} {r["size"]:>9} {r["batch"]:5d} '
-              f'{r["ms_per_image"]:9.1f} {r["peak_mb_per_image"]:12.1f} '
-              f'{r["time_per_pixel_vs_fixed224"]:20.3f} '
-              f'{r["memory_per_pixel_vs_fixed224"]:19.3f}')
-    sliding224 = rows[1]['time_per_pixel_vs_fixed224']
-    large = rows[3]['time_per_pixel_vs_fixed224']
-    print(f'sliding / fixed at 224: {sliding224:.3f}x time (target <= 1.1)')
-    print(f'cost per pixel at 800x1333 / at 224 (fixed): {large:.3f}x '
-          '(target <= 1.3)')
-    return dict(benchmark='sliding', device=args.device,
-                threads=args.threads, rows=rows,
-                sliding_over_fixed_224=sliding224,
-                per_pixel_800x1333_over_224=large)
-
-
-# --- speed: ours against the baseline, S/M/L at 224 x 224 -------------------
-
-
-class Classifier(nn.Module):
-    """The network's end (LayerNorm, mean over tokens, Linear) on a backbone; the
-    same for both implementations, so that only the backbones differ."""
-
-    def __init__(self, backbone, dims, num_classes=1000):
-        super().__init__()
-        self.backbone = backbone
-        self.norm = nn.LayerNorm(dims)
-        self.fc = nn.Linear(dims, num_classes)
-
-    def forward(self, x):
-        x = self.backbone(x)[-1].flatten(2).transpose(1, 2)
-        return self.fc(self.norm(x).mean(1))
-
-
-IMPLS = ('baseline', 'plain', 'ours', 'with_cp', 'compile')
-IMPL_NOTES = {
-    'baseline': 'mmdynamixer.testing.BaselineDynaMixer',
-    'plain': 'DynaMixer(selective_cp=False)',
-    'ours': 'DynaMixer() (selective_cp, the default)',
-    'with_cp': 'DynaMixer(with_cp=True)',
-    'compile': 'torch.compile(DynaMixer())',
-}
-
-
-def build_classifier(impl, arch, seed=0):
-    """The model ``impl`` of :data:`IMPLS`, all with the same weights
-    (seeded): the baseline, our backbone without and with selective
-    recomputation (the default), with ``with_cp``, or compiled."""
-    import mmdynamixer  # noqa: F401
-    from mmdynamixer.models import DynaMixer
-    from mmdynamixer.testing import BaselineDynaMixer
-    torch.manual_seed(seed)
-    ours = DynaMixer(arch)  # PyTorch's default init: speed does not care
-    state = ours.state_dict()
-    if impl == 'baseline':
-        ours = BaselineDynaMixer(arch)
-    elif impl == 'plain':
-        ours = DynaMixer(arch, selective_cp=False)
-    elif impl == 'with_cp':
-        ours = DynaMixer(arch, with_cp=True)
-    ours.load_state_dict(state)
-    model = Classifier(ours, DynaMixer.parse_arch(arch)['embed_dims'][-1])
-    return torch.compile(model) if impl == 'compile' else model
-
-
-# the flags (selective_cp, with_cp) that make each of these from one model
-MODES = {'plain': (False, False), 'ours': (True, False),
-         'with_cp': (True, True)}
-
-
-def set_mode(model, impl):
-    """Switch our backbone in ``model`` to the mode of ``impl``."""
-    if impl not in MODES:
-        return
-    selective, with_cp = MODES[impl]
-    for module in model.modules():
-        if hasattr(module, 'selective_cp'):
-            module.selective_cp = selective
-        if hasattr(module, 'with_cp'):
-            module.with_cp = with_cp
-
-
-def in_mode(model, impl, step):
-    """``step`` run with ``model`` in the mode of ``impl``."""
-    def run():
-        set_mode(model, impl)
-        step()
-    return run
-
-
-def saved_mib_per_image(model, batch, device, dtype):
-    """MiB per image that a training step's forward keeps for backward
-    (activations; the parameters are left out), counted where autograd
-    saves them."""
-    from mmdynamixer.testing import saved_tensor_bytes
-    model.train()
-    x = torch.randn(batch, 3, 224, 224, device=device)
-    with torch.autocast(str(device).split(':')[0], dtype=dtype,
-                        enabled=dtype is not None):
-        saved, _ = saved_tensor_bytes(lambda: model(x),
-                                      exclude=model.parameters())
-    return saved / batch / 2**20
-
-
-def amp_dtype(device, amp):
-    """The autocast dtype: bf16 where CUDA supports it, else fp16; None
-    (float32) on CPU or with ``--amp off``."""
-    if amp == 'off' or not str(device).startswith('cuda'):
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() \
-        else torch.float16
-
-
-def make_steps(model, batch, device, dtype):
-    """(train_step, inference_step) closures on a fixed random batch."""
-    x = torch.randn(batch, 3, 224, 224, device=device)
-    y = torch.randint(0, model.fc.out_features, (batch, ), device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    autocast = torch.autocast(str(device).split(':')[0], dtype=dtype,
-                              enabled=dtype is not None)
-
-    def train():
-        model.train()
-        with autocast:
-            loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        _sync(device)
-
-    def infer():
-        model.eval()
-        with torch.no_grad(), autocast:
-            model(x)
-        _sync(device)
-
-    return train, infer
-
-
-def peak_memory(impl, arch, mode, batch, threads, device, amp):
-    """Peak memory (MB) of a training step (or inference) after two
-    warm-up steps (where torch.compile compiles and AdamW creates its
-    state), in a fresh process, above what the process held before the
-    model was built: model, gradients, AdamW state, batch, activations and
-    what the allocator keeps; the interpreter and libraries are not
-    counted."""
-    torch.set_num_threads(threads)
-    import mmdynamixer  # noqa: F401
-    cuda = str(device).startswith('cuda')
-    before = torch.cuda.memory_allocated() if cuda else _rss_bytes()
-    model = build_classifier(impl, arch).to(device)
-    train, infer = make_steps(model, batch, device, amp_dtype(device, amp))
-    step = train if mode == 'train' else infer
+def peak_memory_mib(build, build_args, bench, shape, device, dtype=None,
+                    threads=None):
+    """Peak memory (MiB) of one step (``bench``: ``'train'`` or
+    ``'infer'``) after two warm-up steps, above what the process held
+    before ``build(*build_args)`` built the model. Run it
+    :func:`in_fresh_process`."""
+    if threads:
+        torch.set_num_threads(threads)
+    cuda = torch.device(device).type == 'cuda'
+    if cuda:
+        torch.cuda.init()
+        before = torch.cuda.memory_allocated(device)
+    else:
+        before = _rss_bytes()
+    model = build(*build_args)
+    x = torch.randn(*shape, device=device)
+    make = make_train_step if bench == 'train' else make_inference_step
+    step = make(model, x, device, dtype)
     for _ in range(2):
         step()
-    return peak_mb(device, step, since=before)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    elif not _reset_peak_rss():
+        return math.nan
+    step()
+    peak = torch.cuda.max_memory_allocated(device) if cuda else \
+        _rss_bytes('VmHWM')
+    return (peak - before) / 2**20
 
 
-def matmul_rate(device, dtype, size, repeats=3):
-    """FLOP/s of a large square matmul (the machine's practical peak)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+# --- the model -------------------------------------------------------------
 
 
-def model_flops(arch):
-    """FLOPs per image at 224 as the published numbers count them
-    (mmengine's counter: one multiply-add is one FLOP), of the 1000-class
-    classifier; counted on the baseline, whose plain modules the counter
-    knows (tests check that ours gives the same count)."""
-    import logging
-
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
-    model = build_classifier('baseline', arch)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the counter's notes on elementwise ops
-    try:
-        info = get_model_complexity_info(model, (3, 224, 224),
-                                         show_table=False, show_arch=False)
-    finally:
-        logger.setLevel(level)
-    return info['flops']
+def arch_model(arch: str, num_classes: int = 1000) -> dict:
+    """The config dict of a DynaMixer classifier of ``arch``."""
+    from mmdynamixer.models import DynaMixer
+    dims = DynaMixer.parse_arch(arch)['embed_dims'][-1]
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='DynaMixer', arch=arch),
+        head=dict(type='DynaMixerClsHead', num_classes=num_classes,
+                  in_channels=dims))
 
 
-def bench_speed(args):
-    torch.set_num_threads(args.threads)
+def load_model_config(args) -> Config:
+    """The config of ``args.config`` or ``args.arch``, with
+    ``args.cfg_options`` merged in."""
+    if args.config:
+        cfg = Config.fromfile(args.config)
+    else:
+        cfg = Config(dict(model=arch_model(args.arch),
+                          default_scope='mmpretrain'))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def build_model(model_cfg: dict, scope: str, device='cpu',
+                compile=False):
+    """``MODELS.build(model_cfg)`` in ``scope`` (as MMPretrain's tools
+    build it; no weights loaded), on ``device``, compiled with
+    ``torch.compile`` if asked."""
+    import mmdynamixer  # noqa: F401 registers DynaMixer
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope(scope)
+    model = MODELS.build(model_cfg).to(device)
+    return torch.compile(model) if compile else model
+
+
+def input_size(cfg, img_size):
+    """``(H, W)`` of the inputs: ``--img-size`` or the backbone's
+    ``img_size``. A fixed-size DynaMixer takes only its own."""
+    backbone = cfg.model.get('backbone') or {}
+    own = backbone.get('img_size', 224)
+    own = (own, own) if isinstance(own, int) else tuple(own)
+    if not img_size:
+        return own
+    size = tuple(img_size) * 2 if len(img_size) == 1 else tuple(img_size)
+    if str(backbone.get('type', '')).split('.')[-1] == 'DynaMixer' and \
+            not backbone.get('sliding_window') and size != own:
+        raise ValueError(
+            f'The DynaMixer backbone is built for {own[0]}x{own[1]} inputs; '
+            f'for {size[0]}x{size[1]} build it for that size '
+            f'(--cfg-options model.backbone.img_size={size[0]}) or in its '
+            'sliding-window mode (--cfg-options '
+            'model.backbone.sliding_window=True).')
+    return size
+
+
+def model_name(args) -> str:
+    if args.config:
+        return osp.splitext(osp.basename(args.config))[0]
+    return f'dynamixer-{args.arch}'
+
+
+def options_text(cfg_options) -> str:
+    return ' '.join(f'{k}={v}' for k, v in (cfg_options or {}).items())
+
+
+# --- the tool --------------------------------------------------------------
+
+
+def benchmark(args) -> dict:
+    """The results of ``args`` (see :func:`parse_args`), in the order of
+    the results file."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_model_config(args)
+    scope = cfg.get('default_scope', 'mmpretrain')
+    model_cfg = cfg.model.to_dict()
     device = args.device
     dtype = amp_dtype(device, args.amp)
-    precision = str(dtype).replace('torch.', '') + ' autocast' if dtype \
-        else 'float32'
-    rates = {'float32': matmul_rate(device, torch.float32, args.matmul_size)}
-    if dtype is not None:
-        rates[precision] = matmul_rate(device, dtype, args.matmul_size)
-    print_speed_header(args, precision, rates)
-    rows = []
-    for arch in args.archs:
-        # each arch in a fresh process: what the previous one leaves in
-        # the allocator and in torch.compile's caches would otherwise add
-        # up (S, M and L in one process outgrow 24 GB)
-        arch_rows = _run_isolated(bench_arch, args, arch, dtype,
-                                  rates[precision])
-        print_speed_rows(arch_rows)
-        rows += arch_rows
-    print_speed_legend(precision)
-    return dict(benchmark='speed', device=device, threads=args.threads,
-                batch=args.batch, precision=precision, repeats=args.repeats,
-                matmul_flop_rate=rates, rows=rows)
+    h, w = input_size(cfg, args.img_size)
+    shape = (args.batch_size, 3, h, w)
+    benches = BENCHES[args.bench]
+    info = machine_info(device)
+    print(f'{model_name(args)}: {machine_line(info)}, '
+          f'{precision_name(dtype)}'
+          f'{", torch.compile" if args.compile else ""}; batch '
+          f'{args.batch_size} at {h}x{w}; medians of {args.repeats} steps '
+          f'after {args.warmup} warm-up steps', flush=True)
+    results = dict(model=model_name(args),
+                   cfg_options=options_text(args.cfg_options),
+                   **info, precision=precision_name(dtype),
+                   compile=args.compile, batch_size=args.batch_size,
+                   img_size=f'{h}x{w}')
+    # first, while this process has computed nothing (it may fork)
+    peaks = {}
+    for bench in benches if args.peak_memory else ():
+        peaks[bench] = in_fresh_process(
+            device, peak_memory_mib, build_model,
+            (model_cfg, scope, device, args.compile), bench, shape, device,
+            dtype, args.threads)
+    model = build_model(model_cfg, scope)
+    results['param_count'] = count_params(model)
+    if args.flops:
+        results['flops'] = count_flops(model, shape[1:])
+    model.to(device)
+    if args.compile:
+        model = torch.compile(model)
+    torch.manual_seed(0)
+    x = torch.randn(*shape, device=device)
+    for bench in benches:
+        make = make_train_step if bench == 'train' else make_inference_step
+        [times] = time_steps([make(model, x, device, dtype)], args.repeats,
+                             args.warmup)
+        seconds = statistics.median(times)
+        results[f'{bench}_samples_per_sec'] = args.batch_size / seconds
+        results[f'{bench}_step_time_ms'] = seconds * 1e3
+        if bench == 'train':
+            results['train_activation_mib_per_image'] = activation_bytes(
+                model, x, device, dtype) / args.batch_size / 2**20
+        if args.peak_memory:
+            results[f'{bench}_peak_mib'] = peaks[bench]
+    return results
 
 
-def bench_arch(args, arch, dtype, peak_rate):
-    """The rows of one arch: each implementation, then the ratio rows."""
-    torch.set_num_threads(args.threads)
-    device = args.device
-    impls = [i for i in IMPLS if i in args.impls]
-    flops = model_flops(arch)
-    # plain, ours and with_cp are one model in three modes (one copy of
-    # the weights and AdamW state in memory, not three)
-    shared = build_classifier('ours', arch).to(device)
-    models = {impl: shared if impl in MODES else
-              build_classifier(impl, arch).to(device) for impl in impls}
-    built = {}
-    steps = {}
-    for impl, model in models.items():
-        if id(model) not in built:
-            built[id(model)] = make_steps(model, args.batch, device, dtype)
-        steps[impl] = [in_mode(model, impl, step)
-                       for step in built[id(model)]]
-    cases = [(steps[impl][k], args.batch) for k in (0, 1) for impl in impls]
-    times = interleaved_times(cases, args.repeats, args.warmup)
-    rows, records = [], {}
-    for i, impl in enumerate(impls):
-        set_mode(models[impl], impl)
-        row = dict(arch=arch, impl=impl, flops_per_image=flops,
-                   saved_mib_per_image=saved_mib_per_image(
-                       models[impl], args.batch, device, dtype))
-        for k, mode in enumerate(('train', 'inference')):
-            record = times[k * len(impls) + i]
-            records[impl, mode] = record
-            per_image = statistics.median(record)
-            # forward = 2 x the published multiply-adds; a training step
-            # is forward + backward = 3 forwards
-            work = 2 * flops * (3 if mode == 'train' else 1)
-            row[f'{mode}_images_per_s'] = 1 / per_image
-            row[f'{mode}_fraction_of_matmul'] = work / per_image / peak_rate
-            row[f'{mode}_peak_mb'] = _run_isolated(
-                peak_memory, impl, arch, mode, args.batch, args.threads,
-                device, args.amp)
-        rows.append(row)
-    return rows + ratio_rows(arch, impls, rows, records)
+def write_results(path, results: dict):
+    if path.endswith('.json'):
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=2)
+    else:
+        with open(path, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=list(results))
+            writer.writeheader()
+            writer.writerow(results)
 
 
-def ratio_rows(arch, impls, rows, records):
-    """Each implementation against the baseline, and ours against
-    ``plain`` (our backbone before selective recomputation): saved
-    activations, peak memory and throughput. Time ratios are medians of
-    per-round ratios, so that slow spells of the machine cancel out."""
-    by_impl = {r['impl']: r for r in rows}
-    out = []
-    for ref in ('baseline', 'plain'):
-        if ref not in by_impl:
-            continue
-        for impl in impls:
-            if impl == ref or (ref == 'plain' and impl != 'ours'):
-                continue
-            row, base = by_impl[impl], by_impl[ref]
-            ratio = dict(arch=arch, impl=f'{impl}/{ref}',
-                         saved_ratio=row['saved_mib_per_image'] /
-                         base['saved_mib_per_image'])
-            for mode in ('train', 'inference'):
-                ratio[f'{mode}_speedup'] = statistics.median(
-                    b / o for b, o in zip(records[ref, mode],
-                                          records[impl, mode]))
-                ratio[f'{mode}_memory_ratio'] = row[f'{mode}_peak_mb'] / \
-                    base[f'{mode}_peak_mb']
-            out.append(ratio)
-    return out
+def print_results(results: dict):
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        if isinstance(value, float):
+            value = f'{value:.4g}' if key.endswith('_per_image') else \
+                f'{value:.2f}'
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f'{value:,}'
+        print(f'{key:{width}}  {value}')
 
 
-def print_speed_header(args, precision, rates):
-    print(f'DynaMixer at 224x224 on {args.device} ({args.threads} threads), '
-          f'{precision}, batch {args.batch}; medians of {args.repeats} '
-          'interleaved rounds; peak memory of a step after warm-up, in a '
-          'fresh process; each arch in a fresh process')
-    for name, rate in rates.items():
-        print(f'large {name} matmul ({args.matmul_size}^3): '
-              f'{rate / 1e9:.1f} GFLOP/s')
-    for impl in IMPLS:
-        if impl in args.impls:
-            print(f'  {impl:9} {IMPL_NOTES[impl]}')
-    print(f'{"arch":4} {"impl":16} {"saved MiB/img":>13} {"train img/s":>11} '
-          f'{"infer img/s":>11} {"train MB":>9} {"infer MB":>9} '
-          f'{"train %mm":>9} {"infer %mm":>9}', flush=True)
-
-
-def print_speed_rows(rows):
-    for r in rows:
-        if '/' not in r['impl']:
-            print(f'{r["arch"]:4} {r["impl"]:16} '
-                  f'{r["saved_mib_per_image"]:13.1f} '
-                  f'{r["train_images_per_s"]:11.2f} '
-                  f'{r["inference_images_per_s"]:11.2f} '
-                  f'{r["train_peak_mb"]:9.0f} {r["inference_peak_mb"]:9.0f} '
-                  f'{100 * r["train_fraction_of_matmul"]:9.1f} '
-                  f'{100 * r["inference_fraction_of_matmul"]:9.1f}')
-            continue
-        print(f'{r["arch"]:4} {r["impl"]:16} {r["saved_ratio"]:12.3f}x '
-              f'{r["train_speedup"]:10.3f}x {r["inference_speedup"]:10.3f}x '
-              f'{r["train_memory_ratio"]:8.3f}x '
-              f'{r["inference_memory_ratio"]:8.3f}x')
-    sys.stdout.flush()  # each arch's rows as soon as they are measured
-
-
-def print_speed_legend(precision):
-    print('ratio rows: saved activations, throughput (higher is faster) and '
-          'peak memory of the first implementation over the second')
-    print('%mm: achieved FLOP rate (2 x published FLOPs per image forward, 3 '
-          'forwards per training step) / the large matmul rate'
-          + (' (model FLOP utilisation)' if 'autocast' in precision else ''))
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=' '.join(__doc__.split('\n\n')[0].split()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__[__doc__.index('Examples:'):])
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument('config', nargs='?', help='MMPretrain config file')
+    model.add_argument('--arch', choices=['s', 'm', 'l'],
+                       help='a DynaMixer classifier (1000 classes) instead '
+                       'of a config')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, as key=value pairs (e.g. '
+        'model.backbone.selective_cp=False)')
+    parser.add_argument('--bench', choices=list(BENCHES), default='both',
+                        help='what to measure (default: both)')
+    parser.add_argument('--batch-size', '-b', type=int, default=8,
+                        help='(default: 8)')
+    parser.add_argument('--img-size', type=int, nargs='+', metavar='N',
+                        help='input size (N, or H W); default: the '
+                        "backbone's img_size")
+    parser.add_argument('--device', default=None,
+                        help='default: cuda if available, else cpu')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="torch's intra-op threads (default: torch's)")
+    parser.add_argument('--amp', nargs='?', const='auto',
+                        choices=['auto', 'bf16', 'fp16'],
+                        help='autocast on CUDA (alone: bf16 where supported, '
+                        'else fp16)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the model')
+    parser.add_argument('--warmup', '--num-warm-iter', type=int, default=2,
+                        help='untimed steps first (default: 2)')
+    parser.add_argument('--repeats', '--num-bench-iter', type=int,
+                        default=10, help='timed steps (default: 10)')
+    parser.add_argument('--flops', action='store_true',
+                        help="count the FLOPs (mmengine's counter; slow)")
+    parser.add_argument('--peak-memory', action=argparse.BooleanOptionalAction,
+                        default=True, help='measure the peak memory of a '
+                        'step in a fresh process (default: on)')
+    parser.add_argument('--results-file', default='',
+                        help='write the results to this .csv or .json file')
+    args = parser.parse_args(argv)
+    if args.results_file and not args.results_file.endswith(
+            ('.csv', '.json')):
+        parser.error('--results-file must end with .csv or .json')
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.amp and torch.device(args.device).type != 'cuda':
+        parser.error('--amp is autocast on CUDA; on CPU this tool runs '
+                     'float32 only')
+    if args.img_size and len(args.img_size) > 2:
+        parser.error('--img-size takes N or H W')
+    if args.repeats < 1 or args.warmup < 0 or args.batch_size < 1:
+        parser.error('--repeats and --batch-size must be >= 1, --warmup '
+                     '>= 0')
+    try:
+        input_size(load_model_config(args), args.img_size)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    sub = parser.add_subparsers(dest='benchmark', required=True)
-    speed = sub.add_parser('speed', help='ours vs the baseline, S/M/L')
-    speed.add_argument('--archs', nargs='+', default=['s', 'm', 'l'])
-    speed.add_argument('--impls', nargs='+', default=list(IMPLS),
-                       choices=IMPLS, help='implementations to compare '
-                       '(default: all)')
-    speed.add_argument('--amp', choices=['auto', 'off'], default='auto',
-                       help='auto: autocast (bf16 if supported) on CUDA')
-    speed.add_argument('--matmul-size', type=int, default=None,
-                       help='side of the reference matmul (default: 4096 '
-                       'on CPU, 8192 on CUDA)')
-    sliding = sub.add_parser('sliding', help='fixed vs sliding-window mode')
-    for p in (speed, sliding):
-        p.add_argument('--batch', type=int, default=8,
-                       help='batch at 224 x 224 (sliding: larger sizes use '
-                       '1)')
-        p.add_argument('--threads', type=int,
-                       default=min(2, os.cpu_count() or 1))
-        p.add_argument('--device', default='cpu')
-        p.add_argument('--warmup', type=int, default=1)
-        p.add_argument('--repeats', type=int, default=7,
-                       help='interleaved timing rounds')
-        p.add_argument('--json', help='also write the results to this file')
-    args = parser.parse_args(argv)
-    if args.benchmark == 'speed':
-        if args.matmul_size is None:
-            args.matmul_size = 8192 if args.device.startswith('cuda') \
-                else 4096
-        result = bench_speed(args)
-    else:
-        result = bench_sliding(args)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+    args = parse_args(argv)
+    results = benchmark(args)
+    print_results(results)
+    if args.results_file:
+        write_results(args.results_file, results)
 
 
 if __name__ == '__main__':
