@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmdynamixer.models import DynaMixer
-from mmdynamixer.testing import BaselineDynaMixer, saved_tensor_bytes
+from mmdynamixer.testing import ReferenceDynaMixer, saved_tensor_bytes
 from mmdx_testing import CPU_FP16_REASON, cpu_autocast_supports
 
 SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
@@ -147,8 +147,9 @@ def test_generators_run_in_float32_under_autocast(generator, dtype):
 def test_amp_stays_finite_with_large_activations(device, generator):
     """Generator logits far beyond float16's range (~1e6): float32 is
     finite, and so is float16 autocast because the generators and the
-    softmaxes run in float32; the plain transcription (the benchmark's
-    baseline) in autocast is not, so the input does test this."""
+    softmaxes run in float32; the plain transcription (the reference
+    DynaMixer, the benchmark's baseline) in autocast is not, so the input
+    does test this."""
     torch.manual_seed(0)
     kwargs = dict(SMALL, generator=generator)
     model = randomised(DynaMixer(**kwargs)).to(device)
@@ -176,9 +177,9 @@ def test_amp_stays_finite_with_large_activations(device, generator):
     # close to float32 (float16 mixing: a few 1e-3 relative)
     torch.testing.assert_close(out.float(), reference, rtol=0.05,
                                atol=0.05 * reference.abs().max().item())
-    baseline = BaselineDynaMixer(
+    plain = ReferenceDynaMixer(
         kwargs['arch'], img_size=64, patch_size=4, generator=generator)
-    baseline.load_state_dict(model.state_dict())
-    baseline.to(device)
+    plain.load_state_dict(model.state_dict())
+    plain.to(device)
     with torch.no_grad(), torch.autocast(device, dtype=torch.float16):
-        assert not torch.isfinite(baseline(x)[0]).all()
+        assert not torch.isfinite(plain(x)[0]).all()
