@@ -1,4 +1,3 @@
 from .backbones import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .model_check import check_model  # noqa: F401
-from .utils import *  # noqa: F401,F403

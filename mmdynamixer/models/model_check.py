@@ -11,8 +11,8 @@ from .backbones import DynaMixer
 
 def backbone_strides(backbone: DynaMixer) -> list:
     """The stride of each output of the backbone (7 and 14 for the
-    published models: a 7x7 stem, then 2x2 downsampling per stage)."""
-    return [backbone.patch_size * 2**i for i in backbone.out_indices]
+    published models), as the backbone gives it."""
+    return [backbone.stage_strides[i] for i in backbone.out_indices]
 
 
 def neck_strides(neck, strides: list) -> list:

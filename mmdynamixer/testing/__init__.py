@@ -2,7 +2,7 @@
 run a model)."""
 from .reference import (ReferenceBlock, ReferenceDynaMixer, ReferenceLayer,
                         ReferenceOp)
-from .saved_tensors import saved_tensor_bytes
+from .memory import retained_bytes
 
 __all__ = ['ReferenceBlock', 'ReferenceDynaMixer', 'ReferenceLayer',
-           'ReferenceOp', 'saved_tensor_bytes']
+           'ReferenceOp', 'retained_bytes']

@@ -10,9 +10,9 @@ log line that names the torch it needs (:func:`log_unavailable`).
   and ``torch.get_autocast_dtype(device)`` (torch >= 2.4), else
   ``torch.is_autocast_cpu_enabled()`` / ``torch.get_autocast_cpu_dtype()``
   and their CUDA counterparts;
-- ``torch.compiler.is_compiling()`` (torch >= 2.3): selective recomputation
-  must step aside under ``torch.compile``, so it is off without it
-  (:data:`SELECTIVE_RECOMPUTE`);
+- ``torch.utils.checkpoint.create_selective_checkpoint_contexts`` (torch >=
+  2.4): selective activation checkpointing (a DynaMixer's ``selective_cp``)
+  is off without it (:data:`SELECTIVE_CHECKPOINT`);
 - ``torch.serialization.add_safe_globals`` (torch >= 2.4): see
   :mod:`.safe_pickle`;
 - ``Module.register_load_state_dict_pre_hook`` (torch >= 2.5): the check of
@@ -27,10 +27,12 @@ import inspect
 from typing import Tuple
 
 import torch
+import torch.utils.checkpoint
 from mmengine.logging import print_log
 
-# torch.compiler.is_compiling: torch >= 2.3
-SELECTIVE_RECOMPUTE = hasattr(torch.compiler, 'is_compiling')
+# selective activation checkpointing: torch >= 2.4
+SELECTIVE_CHECKPOINT = hasattr(torch.utils.checkpoint,
+                               'create_selective_checkpoint_contexts')
 # public since torch 2.5 (only a private variant before)
 LOAD_STATE_DICT_PRE_HOOK = hasattr(torch.nn.Module,
                                    'register_load_state_dict_pre_hook')
@@ -45,12 +47,6 @@ def log_unavailable(feature: str, needs: str, instead: str) -> None:
     _logged.add(feature)
     print_log(f'{feature} needs {needs}; torch {torch.__version__} is '
               f'installed, so {instead}.', logger='current', level=30)
-
-
-def is_compiling() -> bool:
-    """Whether ``torch.compile`` is tracing the caller (False on a torch
-    without ``torch.compiler.is_compiling``)."""
-    return SELECTIVE_RECOMPUTE and torch.compiler.is_compiling()
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -85,6 +81,6 @@ def onnx_export_kwargs() -> dict:
     return {}
 
 
-__all__ = ['LOAD_STATE_DICT_PRE_HOOK', 'SELECTIVE_RECOMPUTE',
-           'autocast_enabled', 'autocast_state', 'is_compiling',
+__all__ = ['LOAD_STATE_DICT_PRE_HOOK', 'SELECTIVE_CHECKPOINT',
+           'autocast_enabled', 'autocast_state',
            'log_unavailable', 'onnx_export_kwargs']

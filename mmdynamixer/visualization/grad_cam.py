@@ -51,8 +51,13 @@ def target_layer(model, name: Optional[str] = None):
 
 def token_pixels(model, name: str) -> int:
     """Pixels per token side at the layer ``name`` (``backbone.stages.i.j``):
-    the patch size, doubled by each patch merging before stage ``i``."""
-    return find_dynamixer(model).patch_size * 2**int(name.split('.')[2])
+    the stride of its stage's token grid, as the backbone gives it."""
+    backbone = find_dynamixer(model)
+    layer = model.get_submodule(name)
+    for stage, layers in enumerate(backbone.stages):
+        if any(layer is other for other in layers):
+            return backbone.stage_strides[stage]
+    raise ValueError(f'{name!r} is not a DynaMixer layer of this model.')
 
 
 def check_method(method: str) -> str:

@@ -66,16 +66,18 @@ class LayerMixing:
         return matrices.mean(0) if segment is None else matrices[segment]
 
 
-def effective_matrices(op, x: torch.Tensor, stride) -> torch.Tensor:
+def effective_matrices(op, x: torch.Tensor, axis: int,
+                       stride) -> torch.Tensor:
     """``(P, Q, S, L, L)``: the weight of every input token (last axis) in
-    every output token of the sequences of ``x`` ``(P, L, Q, C)``, whatever
-    the windows: each output token comes from one window, whose ``N``
-    weights are put at the window's input positions (padding has weight 0).
-    """
-    L = x.shape[1]
+    every output token of the sequences along ``axis`` of ``x`` (as the op
+    mixes them: ``P`` and ``Q`` index the dims before and after ``axis``),
+    whatever the windows: each output token comes from one window, whose
+    ``N`` weights are put at the window's input positions (padding has
+    weight 0)."""
+    L = x.shape[axis]
     win = op.windows(L, stride, x.device)
-    weights = op.mixing_matrices(x, stride).float()  # (P, Q, S, Wn, out, N)
-    P, Q, S, count, out, N = weights.shape
+    weights = op.mixing_matrices(x, axis, stride).float()
+    P, Q, S, count, out, N = weights.shape  # (P, Q, S, windows, out, N)
     if win.index is None:
         return weights[:, :, :, 0]
     positions = win.index.view(count, 1, N).expand(count, out, N)
@@ -94,33 +96,37 @@ def layer_mixing(model, inputs: torch.Tensor, stage: int,
     block = backbone.stages[stage][layer].mixer
     captured = {}
 
-    def keep(module, args, output):
+    def keep_input(module, args, output):
         captured['x'] = args[0].detach()
 
-    handle = block.register_forward_hook(keep)
+    def keep_branch_weights(module, args, output):
+        captured['branch_weights'] = output.detach()
+
+    handles = [block.register_forward_hook(keep_input)]
+    if block.reweight is not None:
+        handles.append(block.reweight.register_forward_hook(
+            keep_branch_weights))
     try:
         with torch.no_grad():
             backbone(inputs[:1])
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     x = captured['x']  # (1, H, W, C), the block's input
-    B, H, W, C = x.shape
-    stride_h, stride_w = block.window_strides
+    matrices = {}
     with torch.no_grad():
-        cols = rows = None
-        if hasattr(block, 'mix_h') and 'h' in block.branches:
-            cols = effective_matrices(block.mix_h, x, stride_h)[0]
-        if 'w' in block.branches:
-            op = block.mix_h if block.share_hw else block.mix_w
-            rows = effective_matrices(op, x.reshape(B * H, W, 1, C),
-                                      stride_w)[:, 0]
-        branch_weights = {}
-        if block.reweight is not None:
-            weights = block.branch_weights(block.branch_inputs(x))
-            branch_weights = dict(zip(block.branches,
-                                      weights[0].float().mean(0).tolist()))
-    return LayerMixing((H, W), cols, rows, branch_weights,
-                       backbone.patch_size * 2**stage)
+        for branch, op, axis, stride in block.token_mixers():
+            # (1, W, S, H, H) for columns, (H, 1, S, W, W) for rows
+            full = effective_matrices(op, x, axis, stride)
+            matrices[branch] = full[0] if axis == 1 else full[:, 0]
+    branch_weights = {}
+    if 'branch_weights' in captured:  # (1, C, K): mean over the channels
+        branch_weights = dict(zip(
+            block.branches,
+            captured['branch_weights'][0].float().mean(0).tolist()))
+    return LayerMixing(tuple(x.shape[1:3]), matrices.get('h'),
+                       matrices.get('w'), branch_weights,
+                       backbone.stage_strides[stage])
 
 
 def find_dynamixer(model) -> DynaMixer:

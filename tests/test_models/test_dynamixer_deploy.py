@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmdynamixer.models import DynaMixer
-from mmdynamixer.testing import ReferenceDynaMixer, saved_tensor_bytes
+from mmdynamixer.testing import ReferenceDynaMixer, retained_bytes
 from mmdx_testing import CPU_FP16_REASON, cpu_autocast_supports
 
 SMALL = dict(arch=dict(embed_dims=[16, 32], depths=[2, 2],
@@ -34,8 +34,7 @@ def test_with_cp_same_numbers_less_memory():
     results = []
     for model in (plain, ckpt):
         torch.manual_seed(1)  # the same drop-path draws
-        kept, out = saved_tensor_bytes(lambda: model(x)[0],
-                                       model.parameters())
+        kept, out = retained_bytes(lambda: model(x)[0])
         out.backward(grad)
         results.append((out, kept, {n: p.grad.clone()
                                     for n, p in model.named_parameters()}))
@@ -160,7 +159,7 @@ def test_amp_stays_finite_with_large_activations(device, generator):
             p.data.mul_(100.)
     x = torch.randn(2, 3, 64, 64, device=device) * 100
     with torch.no_grad():
-        logits = model.stages[0][0].mixer.mix_h._logits(
+        logits = model.stages[0][0].mixer.mix_h.logits_of(
             model.stages[0][0].norm1(
                 model.downsample_layers[0](x).permute(0, 2, 3, 1)),
             model.stages[0][0].mixer.mix_h.windows(16, None))

@@ -111,8 +111,8 @@ def test_sliding_mix_matches_its_definition(L, stride):
     for p in op.parameters():
         torch.nn.init.normal_(p, std=0.3)
     x = torch.randn(2, L, 2, 16, dtype=torch.float64)
-    torch.testing.assert_close(op.mix(x, stride),
-                               reference_sliding_mix(op, x, stride))
+    torch.testing.assert_close(op(x, 1, stride),
+                               op.out(reference_sliding_mix(op, x, stride)))
 
 
 @pytest.mark.parametrize('generator', ['static', 'per_token'])
@@ -120,7 +120,7 @@ def test_sliding_weights_are_distributions_over_real_inputs(generator):
     op = DynaMixerOp(16, 8, 4, 2, generator=generator)
     op.init_weights()
     x = torch.randn(2, 13, 3, 16)
-    weights = op.mixing_matrices(x, 4)  # (P, Q, S, W, out, in)
+    weights = op.mixing_matrices(x, 1, 4)  # (P, Q, S, W, out, in)
     weights = weights.expand(2, 3, 4, -1, -1, -1)  # static: broadcast
     win = op.windows(13, 4)
     assert weights.shape == (2, 3, 4, win.count, 4, 8)
@@ -168,7 +168,7 @@ def test_window_stride_errors():
         DynaMixer(arch=TINY_ARCH, img_size=32, patch_size=4,
                   sliding_window=True, window_stride=[4])
     with pytest.raises(ValueError, match='window stride must be'):
-        DynaMixerOp(16, 8, 4).mix(torch.randn(1, 12, 1, 16), 9)
+        DynaMixerOp(16, 8, 4)(torch.randn(1, 12, 1, 16), 1, 9)
 
 
 def test_fixed_size_error_points_to_sliding_mode():

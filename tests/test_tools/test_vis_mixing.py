@@ -55,7 +55,7 @@ def test_forced_mixing_peaks_at_the_named_token(sliding, size):
         # alike (padding before the start is never mixed in)
         op = backbone.stages[stage][-1].mixer.mix_h
         N, stride = op.num_tokens, backbone.stages[stage][-1].mixer\
-            .window_strides[0]
+            .window_strides['h']
         real = N if H == N else N - (N - stride) // 2
         weights = mixing.token_map((0, 0), 'h')[:, 0]
         torch.testing.assert_close(weights[:real], torch.full((real, ),
@@ -64,8 +64,9 @@ def test_forced_mixing_peaks_at_the_named_token(sliding, size):
 
 
 def test_maps_are_the_mixing_the_model_applies():
-    """The drawn weights are those of the op's forward pass: mixing a
-    one-hot sequence with them gives the op's output (before ``out``)."""
+    """The drawn weights are those of the op's forward pass: mixing the
+    tokens with them and fusing the segments (``out``) gives the op's
+    output."""
     backbone = DynaMixer(**TINY_ARGS, sliding_window=True).eval()
     x = torch.randn(1, 3, 72, 40)
     mixing = layer_mixing(backbone, x, 0, 0)
@@ -78,13 +79,14 @@ def test_maps_are_the_mixing_the_model_applies():
     handle.remove()
     t = captured['x']  # (1, H, W, C)
     with torch.no_grad():
-        mixed = block.mix_h(t, block.window_strides[0], project=False)
+        mixed = block.mix_h(t, 1, block.window_strides['h'])
     S = block.mix_h.num_segments
     H, W = mixing.grid
     segments = t[0].reshape(H, W, S, -1)  # (H, W, S, C/S)
     expected = torch.einsum('wsji,iwsc->jwsc', mixing.cols, segments)
-    torch.testing.assert_close(mixed[0].reshape(H, W, S, -1), expected,
-                               rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        expected = block.mix_h.out(expected.reshape(H, W, -1))
+    torch.testing.assert_close(mixed[0], expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture(scope='module')

@@ -16,8 +16,8 @@ from mmdx_testing import REPO
 
 
 def test_flags_follow_this_torch_api():
-    assert torch_features.SELECTIVE_RECOMPUTE == hasattr(torch.compiler,
-                                                         'is_compiling')
+    assert torch_features.SELECTIVE_CHECKPOINT == hasattr(
+        torch.utils.checkpoint, 'create_selective_checkpoint_contexts')
     assert torch_features.LOAD_STATE_DICT_PRE_HOOK == hasattr(
         torch.nn.Module, 'register_load_state_dict_pre_hook')
     has_dynamo = 'dynamo' in inspect.signature(torch.onnx.export).parameters
@@ -51,46 +51,42 @@ if {force}:
     torch_features.{flag} = False
 import mmdynamixer
 from mmpretrain.registry import MODELS
-from mmdynamixer.models.utils.selective_recompute import recompute_applies
-from mmdynamixer.testing import saved_tensor_bytes
+from mmdynamixer.testing import retained_bytes
 from mmdx_testing import TINY
 print('available', torch_features.{flag})
 models = [MODELS.build(dict(TINY, selective_cp=cp)) for cp in (True, False)]
 x = torch.randn(2, 3, 32, 32)
 for model in models:  # both train
     model(x)[-1].sum().backward()
-print('recompute', recompute_applies())
-print('saved', [saved_tensor_bytes(
-    lambda: m(x), exclude=list(m.parameters()))[0] for m in models])
+print('kept', [retained_bytes(lambda: m(x))[0] for m in models])
 '''
 
 
-def test_selective_cp_is_off_without_is_compiling():
-    """Without torch.compiler.is_compiling (torch < 2.3), selective_cp is
-    off, said once, and a layer keeps what selective_cp=False keeps."""
+def test_selective_cp_is_off_without_the_api():
+    """Without torch.utils.checkpoint.create_selective_checkpoint_contexts
+    (torch < 2.4), selective_cp is off, said once, and a layer keeps what
+    selective_cp=False keeps."""
     out = run(SWITCHED_OFF.format(
-        force=torch_features.SELECTIVE_RECOMPUTE,
-        flag='SELECTIVE_RECOMPUTE'))
+        force=torch_features.SELECTIVE_CHECKPOINT,
+        flag='SELECTIVE_CHECKPOINT'))
     assert 'available False' in out
-    line = ('selective_cp needs torch >= 2.3 (it steps aside when '
-            'torch.compiler.is_compiling()); torch '
+    line = ('selective_cp needs torch >= 2.4 (torch.utils.checkpoint.'
+            'create_selective_checkpoint_contexts); torch '
             f'{torch.__version__} is installed, so DynaMixer layers keep all '
             'their activations for backward, as with selective_cp=False.')
     assert out.count(line) == 1, out[-3000:]
-    assert 'recompute False' in out
-    saved = eval(out.split('saved ')[-1].splitlines()[0])
-    assert saved[0] == saved[1] > 0
+    kept = eval(out.split('kept ')[-1].splitlines()[0])
+    assert kept[0] == kept[1] > 0
 
 
-@pytest.mark.skipif(not torch_features.SELECTIVE_RECOMPUTE, reason=(
-    'torch < 2.3 has no torch.compiler.is_compiling: selective_cp is off, '
-    'as test_selective_cp_is_off_without_is_compiling checks'))
+@pytest.mark.skipif(not torch_features.SELECTIVE_CHECKPOINT, reason=(
+    'torch < 2.4 has no create_selective_checkpoint_contexts: selective_cp '
+    'is off, as test_selective_cp_is_off_without_the_api checks'))
 def test_selective_cp_on_where_torch_has_it():
-    out = run(SWITCHED_OFF.format(force=False, flag='SELECTIVE_RECOMPUTE'))
+    out = run(SWITCHED_OFF.format(force=False, flag='SELECTIVE_CHECKPOINT'))
     assert 'selective_cp needs' not in out
-    assert 'recompute True' in out
-    saved = eval(out.split('saved ')[-1].splitlines()[0])
-    assert saved[0] < 0.75 * saved[1]  # the lean layers keep less
+    kept = eval(out.split('kept ')[-1].splitlines()[0])
+    assert kept[0] < 0.75 * kept[1]  # the selective layers keep less
 
 
 GUARD = '''
@@ -105,8 +101,9 @@ from mmdx_testing import TINY
 models = [MODELS.build(TINY) for _ in range(2)]
 state = models[0].state_dict()
 state.pop('stages.0.0.mixer.proj.bias')
+from mmengine.runner.checkpoint import load_state_dict  # MMEngine's loader
 try:
-    models[1].load_state_dict(state, strict=False)
+    load_state_dict(models[1], state)  # not strict: it only warns
     print('load_state_dict: loaded')
 except CheckpointMismatchError:
     print('load_state_dict: refused')

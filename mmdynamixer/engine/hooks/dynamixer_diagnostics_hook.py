@@ -33,6 +33,9 @@ class DynaMixerDiagnosticsHook(Hook):
     that log, and removed right after, so other iterations run the model
     untouched. On a logging iteration the mixing weights are recomputed from
     the op inputs under ``no_grad`` (no extra forward pass of the model).
+    Where a layer is recomputed in the backward pass (``selective_cp``,
+    ``with_cp``), its hooks run again on the same inputs: the same values
+    count twice, and the means do not change.
 
     With ``probe_images``, every ``image_interval`` iterations it also draws
     the mixing of fixed probe images (as ``tools/visualization/
@@ -104,7 +107,7 @@ class DynaMixerDiagnosticsHook(Hook):
     def _entropy_hook(self, key: str):
         def hook(op, inputs, output):
             with torch.no_grad():
-                # the op's own inputs: (x, window stride)
+                # the op's own inputs: (x, axis, window stride)
                 weights = op.mixing_matrices(*inputs).float()
                 entropy = -(weights * weights.clamp_min(1e-30).log()).sum(-1)
                 self._add(key, entropy.mean().item())
@@ -112,12 +115,10 @@ class DynaMixerDiagnosticsHook(Hook):
 
     def _reweight_hook(self, prefix: str, branches):
         def hook(module, inputs, output):
-            with torch.no_grad():
-                B = output.shape[0]
-                weights = output.float().view(B, -1, len(branches))
-                weights = weights.softmax(-1).mean(dim=(0, 1))
-                for branch, value in zip(branches, weights.tolist()):
-                    self._add(f'{prefix}_weight_{branch}', value)
+            # the block's branch weights (B, C, K), summing to 1 over K
+            weights = output.detach().float().mean(dim=(0, 1))
+            for branch, value in zip(branches, weights.tolist()):
+                self._add(f'{prefix}_weight_{branch}', value)
         return hook
 
     def before_train_iter(self, runner, batch_idx: int,
@@ -129,11 +130,10 @@ class DynaMixerDiagnosticsHook(Hook):
                 prefix = f'dynamixer/stage{i}'
                 for layer in stage:
                     block = layer.mixer
-                    ops = {}
-                    if hasattr(block, 'mix_h'):
-                        ops['hw' if block.share_hw else 'h'] = block.mix_h
-                    if hasattr(block, 'mix_w'):
-                        ops['w'] = block.mix_w
+                    ops = {}  # a shared op is hooked once, as 'hw'
+                    for branch, op, _, _ in block.token_mixers():
+                        name = 'hw' if block.share_hw else branch
+                        ops[name] = op
                     for name, op in ops.items():
                         self._handles.append(op.register_forward_hook(
                             self._entropy_hook(f'{prefix}_entropy_{name}')))

@@ -1,3 +1,7 @@
-from .dynamixer import DynaMixer, DynaMixerBlock, DynaMixerLayer
+from .dynamixer import (GENERATORS, MIXED_AXIS, BranchReweighting, DynaMixer,
+                        DynaMixerBlock, DynaMixerLayer, DynaMixerOp,
+                        keep_channel_matmuls)
 
-__all__ = ['DynaMixer', 'DynaMixerBlock', 'DynaMixerLayer']
+__all__ = ['BranchReweighting', 'DynaMixer', 'DynaMixerBlock',
+           'DynaMixerLayer', 'DynaMixerOp', 'GENERATORS', 'MIXED_AXIS',
+           'keep_channel_matmuls']

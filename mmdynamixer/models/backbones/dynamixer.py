@@ -1,33 +1,359 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
-"""DynaMixer: A Vision MLP Architecture with Dynamic Mixing (ICML 2022)."""
+"""DynaMixer: A Vision MLP Architecture with Dynamic Mixing (ICML 2022).
+
+The whole model in one file, top to bottom as in the paper (Wang et al.,
+2022, Sec. 3 and Algorithm 1):
+
+- :class:`DynaMixerOp`: the DynaMixer operation on sequences of ``N``
+  tokens: compress each token to ``d`` features per segment, generate an
+  ``N x N`` matrix from a segment's ``N * d`` features, softmax over the
+  input tokens, mix the segment's channels with it, fuse the segments.
+- :class:`DynaMixerBlock`: the token mixing of a layer: the op along every
+  column, another along every row, a channel projection, reweighted per
+  channel and projected.
+- :class:`DynaMixerLayer`: pre-norm token mixing and pre-norm MLP, each with
+  a residual connection and stochastic depth.
+- :class:`DynaMixer`: the MMPretrain backbone: a patch embedding and stages
+  of layers separated by 2x2 downsampling.
+
+How much of a training step is kept for backward is not part of the
+computation: :func:`keep_channel_matmuls` is the selective activation
+checkpointing policy that the backbone applies around each layer
+(``selective_cp``), and the argument checks are grouped at the end of
+:class:`DynaMixer`.
+"""
+import functools
 import re
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
+from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
+from torch.utils import checkpoint as activation_checkpoint
 
-from ...utils.checkpoint import guard_state_dict_loads, load_pretrained
 from ...utils import torch_features
-from ..utils import DynaMixerOp, float32_under_autocast, softmax_fp32
-from ..utils.selective_recompute import (LeanBranchSum, LeanNormMLP,
-                                         recompute_applies)
+from ...utils.checkpoint import (PartialLoadMixin, guard_state_dict_loads,
+                                 load_pretrained)
 
+GENERATORS = ('dynamic', 'static', 'per_token')
 BRANCHES = ('h', 'w', 'c')
+# The token-grid axis of (B, H, W, C) whose tokens each op branch mixes:
+# 'h' the H tokens of every column, 'w' the W tokens of every row.
+MIXED_AXIS = {'h': 1, 'w': 2}
+
+
+def softmax_fp32(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax in at least float32, so that fp16/bf16 logits under
+    autocast cannot overflow (float64 stays float64)."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.softmax(dim=dim, dtype=dtype)
+
+
+def float32_under_autocast(method):
+    """Run ``method(self, x, *args)`` in float32 with autocast off while
+    autocast is on, and return its result in ``x``'s dtype. For the small
+    computations that feed a softmax: their fp16 logits could overflow, and
+    inf - inf in the softmax is NaN."""
+
+    @functools.wraps(method)
+    def wrapper(self, x: torch.Tensor, *args):
+        if torch_features.autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return method(self, x.float(), *args).to(x.dtype)
+        return method(self, x, *args)
+
+    return wrapper
+
+
+class Windows(NamedTuple):
+    """How a sequence is cut into windows (see :meth:`DynaMixerOp.windows`).
+
+    ``index``: the ``(W * N, )`` token of each window position (None: one
+    window, the whole sequence); ``count``: ``W``; ``rows``: the window rows
+    each window produces; ``valid``: ``(W, N)`` False at padding (None: no
+    padding).
+    """
+    index: Optional[torch.Tensor]
+    count: int
+    rows: slice
+    valid: Optional[torch.Tensor]
+
+
+def as_sequences(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x`` (channels last) as ``(P, L, Q, C)``: the ``L`` tokens along
+    ``dim`` form a sequence for every index of the dims before (``P``) and
+    after it (``Q``). A view of a contiguous ``x``: nothing is transposed."""
+    P = 1
+    for size in x.shape[:dim]:
+        P *= size
+    return x.reshape(P, x.shape[dim], -1, x.shape[-1])
+
+
+class DynaMixerOp(BaseModule):
+    """One segment-shared DynaMixer operation over sequences of ``num_tokens``.
+
+    The ``C`` channels are split into ``num_segments`` segments ``S``. For
+    every sequence and segment, an ``N x N`` mixing matrix is generated and
+    applied to that segment's channels; a final linear layer fuses the
+    segments.
+
+    Three generators are available (the ablation of the paper's Table 5):
+
+    - ``'dynamic'`` (DynaMixer): ``compress`` reduces each token to ``d``
+      features per segment; ``generate`` maps the ``N * d`` reduced features
+      of a segment to ``N * N`` logits ``G[i, j]`` (``i`` the input token,
+      ``j`` the output token), shared by all segments.
+    - ``'static'`` ("Synthesizer Random", ViP-like): one learned ``N x N``
+      logit matrix, the same for every input.
+    - ``'per_token'`` ("Synthesizer Dense"): each output token generates its
+      own logits over the ``N`` inputs for every segment with a two-layer MLP
+      ``C -> C -> S * N``.
+
+    The logits are normalised with a softmax over the input tokens (the
+    generator and the softmax run in float32 under autocast, so that mixed
+    precision stays finite), and output token ``j`` of segment ``s`` is
+    ``sum_i softmax(G)[i, j] * x_s[i]``.
+
+    With a window stride, sequences of any length ``L`` are mixed in sliding
+    windows of ``N`` tokens: window ``k`` produces the ``stride`` tokens
+    ``[k * stride, (k + 1) * stride)`` from the ``N`` tokens around them, so
+    every token is mixed from ``N`` inputs around it by one generated row, as
+    in the fixed model and at the same cost per token. With ``stride < N``
+    neighbouring windows share inputs, so information crosses window
+    borders; ``stride == N`` gives disjoint windows. At ``L == N`` it is
+    exactly the fixed model. Windows at the ends reach past the sequence:
+    padded tokens give zero reduced features to the generator (a window with
+    padding is generated as if those tokens were blank), their logits as
+    inputs are ``-inf`` (no real token takes anything from padding), and
+    outputs past the end are cropped.
+
+    Args:
+        embed_dims (int): Channels ``C`` of the tokens.
+        num_tokens (int): Sequence length ``N`` the generator is sized for.
+        num_segments (int): Segments ``S``; must divide ``embed_dims``.
+        reduced_dims (int): Reduced features ``d`` per token and segment
+            (``'dynamic'`` only). Defaults to 2.
+        generator (str): ``'dynamic'``, ``'static'`` or ``'per_token'``.
+            Defaults to ``'dynamic'``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> op = DynaMixerOp(embed_dims=64, num_tokens=8, num_segments=4)
+        >>> x = torch.rand(2, 8, 5, 64)  # (B, H, W, C)
+        >>> op(x, dim=1).shape  # mixes the 8 tokens of each of 2 x 5 columns
+        torch.Size([2, 8, 5, 64])
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_tokens: int,
+                 num_segments: int,
+                 reduced_dims: int = 2,
+                 generator: str = 'dynamic',
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if generator not in GENERATORS:
+            raise ValueError(f'Unknown generator {generator!r}; '
+                             f'choose one of {GENERATORS}.')
+        if embed_dims % num_segments:
+            raise ValueError(f'num_segments={num_segments} must divide '
+                             f'embed_dims={embed_dims}.')
+        self.embed_dims = embed_dims
+        self.num_tokens = num_tokens
+        self.num_segments = num_segments
+        self.reduced_dims = reduced_dims
+        self.generator = generator
+        N, S, d = num_tokens, num_segments, reduced_dims
+        if generator == 'dynamic':
+            self.compress = nn.Linear(embed_dims, S * d)
+            self.generate = nn.Linear(N * d, N * N)
+        elif generator == 'static':
+            self.logits = nn.Parameter(torch.zeros(N, N))
+        else:
+            self.generate = nn.Sequential(
+                nn.Linear(embed_dims, embed_dims), nn.ReLU(),
+                nn.Linear(embed_dims, S * N))
+        self.out = nn.Linear(embed_dims, embed_dims)
+
+    def init_weights(self):
+        super().init_weights()
+        if self.generator == 'static':
+            trunc_normal_(self.logits, std=.02)
+
+    def forward(self, x: torch.Tensor, dim: int = 1,
+                window_stride: Optional[int] = None) -> torch.Tensor:
+        """Mix the tokens of ``x`` (channels last, e.g. ``(B, H, W, C)``)
+        along ``dim``, every other index being a separate sequence, and fuse
+        the segments: the output has ``x``'s shape. Without
+        ``window_stride`` the sequences must have the op's ``N`` tokens (the
+        published model); with it, any length is mixed in sliding windows.
+        """
+        seqs = as_sequences(x, dim)  # (P, L, Q, C)
+        win = self.windows(seqs.shape[1], window_stride, x.device)
+        weights = self.mixing_weights(seqs, win)  # (P, Q, S, W, out, N)
+        mixed = self.mix(weights, seqs, win)  # (P, L, Q, C)
+        return self.out(mixed.view(x.shape))
+
+    def mixing_matrices(self, x: torch.Tensor, dim: int = 1,
+                        window_stride: Optional[int] = None) -> torch.Tensor:
+        """The mixing weights that :meth:`forward` applies to ``x`` (same
+        arguments).
+
+        Returns:
+            Tensor: ``(P, Q, S, W, N_out, N_in)``: for each sequence (``P``
+            and ``Q`` index the dims before and after ``dim``), segment and
+            window (``W = 1`` for whole sequences of ``N``), the weights of
+            the ``N_in = N`` inputs for each of the ``N_out`` tokens it
+            produces, summing to 1 over the inputs. The static generator's
+            weights are the same for every sequence and segment and come
+            with size-1 ``P, Q, S`` axes.
+        """
+        seqs = as_sequences(x, dim)
+        win = self.windows(seqs.shape[1], window_stride, x.device)
+        return self.mixing_weights(seqs, win)
+
+    # The generator is a few percent of the FLOPs: float32 under autocast,
+    # while the mixing itself stays in the AMP dtype.
+    @float32_under_autocast
+    def mixing_weights(self, seqs: torch.Tensor,
+                       win: Windows) -> torch.Tensor:
+        """Generate (compress, generate) and normalise (softmax over the
+        inputs) the mixing weights of ``seqs`` ``(P, L, Q, C)``."""
+        return softmax_fp32(self.logits_of(seqs, win), -1).to(seqs.dtype)
+
+    def logits_of(self, seqs: torch.Tensor, win: Windows) -> torch.Tensor:
+        """``(P, Q, S, W, out, N)`` logits; output ``j`` of window ``k``
+        over its inputs ``i``: ``G[i, j]`` transposed, so that the softmax
+        runs over the contiguous last axis."""
+        P, L, Q, C = seqs.shape
+        N, S, d = self.num_tokens, self.num_segments, self.reduced_dims
+        if self.generator == 'dynamic':
+            reduced = gather(self.compress(seqs).view(P, L, Q, S, d), win)
+            if win.valid is not None:  # padding feeds nothing to generate
+                reduced = reduced.masked_fill(~win.valid[:, :, None], 0.)
+            # Output i*N + j of `generate` is G[i, j] (i input, j output);
+            # its (small) weight is reordered instead of the (large)
+            # logits. `reduced` is token-major per segment: n*d + k.
+            weight = self.generate.weight.view(N, N, N * d).transpose(0, 1)
+            bias = self.generate.bias.view(N, N).t()
+            logits = F.linear(reduced.flatten(-2),
+                              weight[win.rows].reshape(-1, N * d),
+                              bias[win.rows].reshape(-1))
+            logits = logits.unflatten(-1, (-1, N))
+        elif self.generator == 'static':
+            logits = self.logits.t()[win.rows].expand(1, 1, 1, win.count, -1,
+                                                      N)
+        else:  # each token generates its own row once: (P, L, Q, S*N)
+            logits = self.generate(seqs).view(P, L, Q, S, N)
+            logits = logits.permute(0, 2, 3, 1, 4)  # (P, Q, S, L, N)
+            produced = win.count * (L if win.index is None else
+                                    win.rows.stop - win.rows.start)
+            logits = F.pad(logits, (0, 0, 0, produced - L))
+            logits = logits.unflatten(3, (win.count, -1))
+        if win.valid is not None:  # padding is never mixed into a token
+            logits = logits.masked_fill(~win.valid[:, None, :], float('-inf'))
+        return logits
+
+    def mix(self, weights: torch.Tensor, seqs: torch.Tensor,
+            win: Windows) -> torch.Tensor:
+        """Mix each segment of ``seqs`` ``(P, L, Q, C)`` with ``weights``
+        ``(P, Q, S, W, out, N)``."""
+        P, L, Q, C = seqs.shape
+        S = self.num_segments
+        segments = gather(seqs.view(P, L, Q, S, C // S), win)
+        mixed = torch.matmul(weights, segments)  # (P, Q, S, W, out, C/S)
+        mixed = mixed.flatten(3, 4)[:, :, :, :L]  # crop padded outputs
+        return mixed.permute(0, 3, 1, 2, 4).reshape(P, L, Q, C)
+
+    def windows(self, length: int, stride: Optional[int],
+                device=None) -> Windows:
+        """How a sequence of ``length`` tokens is cut into windows.
+
+        With ``stride=None`` (the fixed-size model) the sequence must have
+        the op's ``N`` tokens and is one window; so is any sequence of ``N``
+        tokens. Otherwise window ``k`` produces the ``stride`` tokens
+        ``[k * stride, (k + 1) * stride)`` from the ``N`` tokens around them
+        (a margin of ``(N - stride) // 2`` before).
+        """
+        N = self.num_tokens
+        if stride is None or length == N:
+            if length != N:
+                raise ValueError(
+                    f'This DynaMixer op mixes sequences of {N} tokens, got '
+                    f'{length}; other lengths need sliding windows '
+                    '(a window_stride).')
+            return Windows(None, 1, slice(None), None)
+        if not 0 < stride <= N:
+            raise ValueError(f'window stride must be in [1, {N}] so that '
+                             f'windows of {N} tokens cover every token, got '
+                             f'{stride}.')
+        margin = (N - stride) // 2
+        count = -(-length // stride)
+        positions = (torch.arange(count, device=device)[:, None] * stride +
+                     torch.arange(N, device=device) - margin)
+        # the first window starts at -margin, the last ends past the end?
+        # (integer arithmetic: no device sync on the forward path)
+        padded = margin > 0 or (count - 1) * stride - margin + N > length
+        valid = ((positions >= 0) & (positions < length)) if padded else None
+        # Padding is masked out of the generator and the mixing, so its
+        # values never matter: edge tokens are repeated there.
+        return Windows(positions.clamp(0, length - 1).flatten(), count,
+                       slice(margin, margin + stride), valid)
+
+
+def gather(t: torch.Tensor, win: Windows) -> torch.Tensor:
+    """``(P, L, Q, S, k)`` per-token features -> ``(P, Q, S, W, N, k)``:
+    each window's tokens, side by side (one copy)."""
+    t = t.permute(0, 2, 3, 1, 4)  # (P, Q, S, L, k)
+    if win.index is None:
+        return t.unsqueeze(3)
+    t = t.index_select(3, win.index)
+    return t.view(*t.shape[:3], win.count, -1, t.shape[-1])
+
+
+
+class BranchReweighting(BaseModule):
+    """Per-channel weights of ``K`` branches from the mean of their sum
+    over the tokens (split attention, as in ViP and ResNeSt):
+    ``softmax_k(fc2(act(fc1(mean))))``, where output ``c * K + k`` of
+    ``fc2`` is the logit of branch ``k`` for channel ``c``. Runs in float32
+    under autocast, as the mixing generators do.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        num_branches (int): Branches ``K``.
+    """
+
+    def __init__(self, embed_dims: int, num_branches: int, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.num_branches = num_branches
+        self.fc1 = nn.Linear(embed_dims, embed_dims // 4)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(embed_dims // 4, embed_dims * num_branches)
+
+    @float32_under_autocast
+    def forward(self, mean: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` mean of the branch sum -> ``(B, C, K)`` weights, summing
+        to 1 over the branches."""
+        logits = self.fc2(self.act(self.fc1(mean)))
+        return softmax_fp32(logits.unflatten(-1, (-1, self.num_branches)),
+                            -1).to(mean.dtype)
 
 
 class DynaMixerBlock(BaseModule):
-    """Token mixing of one DynaMixer layer on a ``(B, H, W, C)`` grid.
+    """The token mixing of one DynaMixer layer on a ``(B, H, W, C)`` grid.
 
-    Columns are mixed by ``mix_h``, rows by ``mix_w``, channels by ``mlp_c``;
-    the branches are combined with per-channel weights from a small MLP on
-    their mean (split attention, as in ViP), then projected.
+    ``mix_h`` mixes the tokens of every column (along ``H``), ``mix_w``
+    those of every row (along ``W``), ``mlp_c`` the channels of every token;
+    the branches are combined with per-channel weights
+    (:class:`BranchReweighting`), or summed, then projected.
 
     Args:
         embed_dims (int): Channels ``C``.
@@ -43,9 +369,6 @@ class DynaMixerBlock(BaseModule):
         proj_drop (float): Dropout after the projection.
         window_strides (tuple[int, int], optional): Sliding-window strides
             of the column and row ops; None for the fixed-size model.
-        selective_cp (bool): In training, keep for backward only what the
-            expensive matmuls need and recompute the rest
-            (:mod:`~mmdynamixer.models.utils.selective_recompute`).
     """
 
     def __init__(self,
@@ -59,11 +382,8 @@ class DynaMixerBlock(BaseModule):
                  share_hw: bool = False,
                  proj_drop: float = 0.,
                  window_strides: Optional[Tuple[int, int]] = None,
-                 selective_cp: bool = True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.selective_cp = selective_cp
-        self.window_strides = window_strides or (None, None)
         self.branches = tuple(b for b in BRANCHES if b in branches)
         if len(self.branches) != len(set(branches)) or not self.branches:
             raise ValueError(f'branches must be a non-empty subset of '
@@ -72,6 +392,7 @@ class DynaMixerBlock(BaseModule):
             raise ValueError('share_hw needs a square token grid, got '
                              f'{grid[0]}x{grid[1]}.')
         self.share_hw = share_hw
+        self.window_strides = dict(zip('hw', window_strides or (None, None)))
         op = dict(embed_dims=embed_dims, num_segments=num_segments,
                   reduced_dims=reduced_dims, generator=generator)
         if 'h' in self.branches or (share_hw and 'w' in self.branches):
@@ -82,105 +403,45 @@ class DynaMixerBlock(BaseModule):
             self.mlp_c = nn.Linear(embed_dims, embed_dims, bias=False)
         self.reweight = None
         if reweight and len(self.branches) > 1:
-            hidden = embed_dims // 4
-            self.reweight = nn.Sequential()
-            self.reweight.add_module('fc1', nn.Linear(embed_dims, hidden))
-            self.reweight.add_module('act', nn.GELU())
-            self.reweight.add_module(
-                'fc2', nn.Linear(hidden, embed_dims * len(self.branches)))
+            self.reweight = BranchReweighting(embed_dims, len(self.branches))
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def branch_inputs(self, x: torch.Tensor, lean: bool = False):
-        """``(input, linear)`` of each active branch: the branch's output is
-        ``linear(input)`` (the op's mixing before its ``out`` projection;
-        ``x`` itself for the channel branch).
-
-        With ``lean``, each op's mixing keeps only its weights and input for
-        backward (``LeanMix``), and ``(branches, recipes, tensors)`` is
-        returned: the recipes and tensors recompute the branches in
-        :class:`LeanBranchSum`.
-        """
-        B, H, W, C = x.shape
-        branches, recipes, tensors = [], [], []
-        for branch in self.branches:
-            if branch == 'c':
-                branches.append((x, self.mlp_c))
-                recipes.append(None)
-                tensors += [x, self.mlp_c.weight, self.mlp_c.bias, None, None]
-                continue
-            if branch == 'h':  # sequences: (B) x columns (W)
-                op, seqs, stride = self.mix_h, x, self.window_strides[0]
-            else:  # sequences: (B x rows), one per row
-                op = self.mix_h if self.share_hw else self.mix_w
-                seqs = x.reshape(B * H, W, 1, C)
-                stride = self.window_strides[1]
-            if lean:  # through the op's forward, so that its hooks see it
-                mixed, weights, win = op(seqs, stride, project=False,
-                                         lean=True)
-            else:
-                mixed = op(seqs, stride, project=False)
-            mixed = mixed.view(B, H, W, C)
-            branches.append((mixed, op.out))
-            if lean:
-                recipes.append((op, win))
-                tensors += [mixed, op.out.weight, op.out.bias, weights, seqs]
-        return (branches, recipes, tensors) if lean else branches
-
-    def branch_weights(self, branches: list) -> torch.Tensor:
-        """Per-sample, per-channel weights ``(B, C, K)`` (summing to 1) of
-        the branches given as :meth:`branch_inputs`. The mean of a branch
-        output over the tokens is the linear map of its input's mean."""
-        means = torch.stack([t.mean(dim=(1, 2)) for t, _ in branches], -1)
-        return self._branch_weights(means, [lin for _, lin in branches])
-
-    # small, and feeding a softmax: float32 under autocast
-    @float32_under_autocast
-    def _branch_weights(self, means: torch.Tensor, linears: list):
-        # elementwise products, like the reference's weighted sum that they
-        # replace, so that FLOP counters give the published model's count
-        pooled = sum((means[:, None, :, k] * lin.weight).sum(-1) + (
-            0 if lin.bias is None else lin.bias)
-                     for k, lin in enumerate(linears))
-        logits = self.reweight(pooled).view(*pooled.shape, len(linears))
-        return softmax_fp32(logits, -1).to(means.dtype)
+    def token_mixers(self) -> List[tuple]:
+        """``(branch, op, axis, window stride)`` of each token-mixing branch
+        (``'h'``, ``'w'``), in order: the op mixes the tokens along
+        ``axis`` of the ``(B, H, W, C)`` grid (:data:`MIXED_AXIS`)."""
+        return [(b, self.mix_w if b == 'w' and not self.share_hw else
+                 self.mix_h, MIXED_AXIS[b], self.window_strides[b])
+                for b in self.branches if b in MIXED_AXIS]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        if (self.selective_cp and self.reweight is not None
-                and recompute_applies()):
-            branches, recipes, tensors = self.branch_inputs(x, lean=True)
-            weights = self.branch_weights(branches)  # (B, C, K)
-            x = LeanBranchSum.apply(recipes, (B, H, W, C), weights, *tensors)
-            return self.proj_drop(self.proj(x.view(B, H, W, C)))
-        branches = self.branch_inputs(x)
+        outs = [op(x, axis, stride) for _, op, axis, stride in
+                self.token_mixers()]
+        if 'c' in self.branches:
+            outs.append(self.mlp_c(x))
         if self.reweight is None:
-            x = sum(linear(t) for t, linear in branches)
-            return self.proj_drop(self.proj(x))
-        # The branch outputs are linear in their inputs: the per-channel
-        # weighted sum folds the weights into per-sample matrices,
-        # sum_k t_k @ (W_k^T a_k) + sum_k a_k b_k, so no branch output is
-        # ever materialised or kept for backward.
-        weights = self.branch_weights(branches)  # (B, C, K)
-        bias = sum(weights[..., k] * lin.bias
-                   for k, (_, lin) in enumerate(branches)
-                   if lin.bias is not None)
-        x = bias[:, None]
-        for k, (t, lin) in enumerate(branches):
-            scaled = lin.weight.t() * weights[:, None, :, k]  # (B, C, C)
-            t = t.reshape(B, H * W, C)
-            # baddbmm accumulates inside the GEMM; tracers (FLOP counters,
-            # ONNX) see the same product as a matmul they know.
-            x = x + torch.matmul(t, scaled) if torch.jit.is_tracing() \
-                else torch.baddbmm(x, t, scaled)
-        return self.proj_drop(self.proj(x.view(B, H, W, C)))
+            return self.proj_drop(self.proj(sum(outs)))
+        # the mean of the branch sum over the tokens, a per-channel weight
+        # of each branch (B, C, K), and the weighted sum
+        a = self.reweight(sum(out.mean(dim=(1, 2)) for out in outs))
+        x = sum(out * a[:, None, None, :, k] for k, out in enumerate(outs))
+        return self.proj_drop(self.proj(x))
 
 
 class DynaMixerLayer(BaseModule):
-    """A DynaMixer layer: pre-norm token mixing and a pre-norm MLP, each
-    with a residual connection and stochastic depth, on ``(B, H, W, C)``.
-    ``with_cp`` checkpoints the layer: its activations are recomputed in
-    the backward pass instead of being kept."""
+    """A DynaMixer layer on ``(B, H, W, C)``: pre-norm token mixing
+    (:class:`DynaMixerBlock`) and a pre-norm MLP, each with a residual
+    connection and stochastic depth.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+        mlp_ratio (float): Hidden channels of the MLP per channel.
+        drop_path_rate (float): Stochastic depth rate of both residuals.
+        norm_cfg (dict): Norm layer config.
+        act_cfg (dict): Activation of the MLP.
+        **mixer_kwargs: Arguments of :class:`DynaMixerBlock`.
+    """
 
     def __init__(self,
                  embed_dims: int,
@@ -188,16 +449,12 @@ class DynaMixerLayer(BaseModule):
                  drop_path_rate: float = 0.,
                  norm_cfg: Dict = dict(type='LN', eps=1e-5),
                  act_cfg: Dict = dict(type='GELU'),
-                 with_cp: bool = False,
-                 selective_cp: bool = True,
                  init_cfg=None,
                  **mixer_kwargs):
         super().__init__(init_cfg=init_cfg)
-        self.with_cp = with_cp
         hidden = int(embed_dims * mlp_ratio)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.mixer = DynaMixerBlock(embed_dims, selective_cp=selective_cp,
-                                    **mixer_kwargs)
+        self.mixer = DynaMixerBlock(embed_dims, **mixer_kwargs)
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.mlp = nn.Sequential()
         self.mlp.add_module('fc1', nn.Linear(embed_dims, hidden))
@@ -206,34 +463,32 @@ class DynaMixerLayer(BaseModule):
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 \
             else nn.Identity()
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.mixer(self.norm1(x)))
-        return x + self.drop_path(self.mlp_of_norm(x))
-
-    def mlp_of_norm(self, x: torch.Tensor) -> torch.Tensor:
-        """``mlp(norm2(x))``; with ``selective_cp`` (LayerNorm and GELU),
-        keeping only ``x`` and the ``fc1`` output for backward."""
-        norm, fc1, act, fc2 = (self.norm2, self.mlp.fc1, self.mlp.act,
-                               self.mlp.fc2)
-        if (self.mixer.selective_cp and recompute_applies()
-                and isinstance(norm, nn.LayerNorm)
-                and norm.weight is not None and norm.bias is not None
-                and isinstance(act, nn.GELU)):
-            return LeanNormMLP.apply(x, norm.weight, norm.bias, norm.eps,
-                                     fc1.weight, fc1.bias, act.approximate,
-                                     fc2.weight, fc2.bias)
-        return self.mlp(norm(x))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            # keep only the layer's input; recompute the rest in backward
-            # (the RNG state is restored, so drop path drops the same)
-            return checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
+        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def keep_channel_matmuls(ctx, op, *args, channels: int, **kwargs):
+    """The selective activation checkpointing policy of a DynaMixer layer
+    of ``channels`` channels (``selective_cp``, for
+    :func:`torch.utils.checkpoint.create_selective_checkpoint_contexts`):
+    keep the results of the matmuls over at least ``channels`` inputs (the
+    Linear layers on the tokens: ``compress``, ``out``, ``mlp_c``, ``proj``,
+    ``fc1``, ``fc2``); recompute in the backward pass everything cheaper
+    per element it produces: the LayerNorms, the GELU, the generators over
+    ``N * d`` reduced features, the softmaxes, the gathered copies of the
+    tokens, the mixing matmuls over ``N`` tokens and the elementwise
+    products."""
+    policy = activation_checkpoint.CheckpointPolicy
+    if op.name() in ('aten::addmm', 'aten::mm'):
+        mat1 = args[1] if op.name() == 'aten::addmm' else args[0]
+        if mat1.shape[-1] >= channels:
+            return policy.MUST_SAVE
+    return policy.PREFER_RECOMPUTE
 
 
 @MODELS.register_module()
-class DynaMixer(BaseBackbone):
+class DynaMixer(PartialLoadMixin, BaseBackbone):
     """DynaMixer backbone.
 
     A PyTorch implementation of `DynaMixer: A Vision MLP Architecture with
@@ -307,17 +562,19 @@ class DynaMixer(BaseBackbone):
             updating and stay in eval mode). 0 freezes nothing. Defaults to 0.
         norm_cfg (dict): Norm layer config. Defaults to LayerNorm, eps 1e-5.
         act_cfg (dict): Activation of the MLPs. Defaults to GELU.
-        with_cp (bool): Use activation checkpointing per layer, to save
-            memory at the cost of a second forward in backward.
+        with_cp (bool): In training, keep only each layer's input for
+            backward and recompute the layer in the backward pass
+            (activation checkpointing): the least memory, at the cost of a
+            second forward. Takes precedence over ``selective_cp``.
             Defaults to False.
         selective_cp (bool): In training, keep for backward the results of
-            the expensive matmuls and recompute the cheap tensors
-            (LayerNorm and GELU outputs, gathered and mixed tokens, the
-            per-sample branch matrices): about half the saved activations
-            of a straightforward implementation for a few percent of the
-            time, with the same results. No effect at inference, under
-            tracing or under ``torch.compile`` (whose partitioner makes this
-            choice itself). Combines with ``with_cp``. Defaults to True.
+            the Linear layers' matmuls and recompute the cheap rest
+            (selective activation checkpointing with the policy
+            :func:`keep_channel_matmuls`): about half the activations of a
+            straightforward implementation, for the same results. Needs
+            ``torch.utils.checkpoint.create_selective_checkpoint_contexts``
+            (torch >= 2.4); without it, one log line says that layers keep
+            everything. Defaults to True.
         pretrained (str, optional): Not used: MMSegmentation hands its
             config's ``model.pretrained`` to the backbone, and anything but
             None raises an error that says to use ``init_cfg`` instead.
@@ -410,18 +667,17 @@ class DynaMixer(BaseBackbone):
                                                       self.num_stages)
         self.check_switches(branches, reweight, share_hw, sliding_window,
                             window_stride, drop_path_rate)
-        if selective_cp and not torch_features.SELECTIVE_RECOMPUTE:
-            torch_features.log_unavailable(
-                'selective_cp', 'torch >= 2.3 (it steps aside when '
-                'torch.compiler.is_compiling())', 'DynaMixer layers keep all '
-                'their activations for backward, as with selective_cp=False')
+        self.recompute = self.recompute_mode(with_cp, selective_cp)
         self.sliding_window = sliding_window
         strides = self.window_strides(
             self.grids, 0.5 if window_stride is None else window_stride) \
             if sliding_window else [None] * self.num_stages
 
         depths = self.arch_settings['depths']
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        # layer i of n drops with rate * i / (n - 1), in Python floats as in
+        # the authors' code
+        n = sum(depths)
+        dpr = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]
         self.downsample_layers = nn.ModuleList()
         self.stages = nn.ModuleList()
         for i, dims in enumerate(self.embed_dims):
@@ -438,8 +694,6 @@ class DynaMixer(BaseBackbone):
                     drop_path_rate=dpr[first + j],
                     norm_cfg=norm_cfg,
                     act_cfg=act_cfg,
-                    with_cp=with_cp,
-                    selective_cp=selective_cp,
                     grid=self.grids[i],
                     num_segments=self.arch_settings['num_segments'][i],
                     reduced_dims=self.arch_settings['reduced_dims'][i],
@@ -459,6 +713,169 @@ class DynaMixer(BaseBackbone):
         # every later load_state_dict into the backbone, by any library or
         # tool, must fit it exactly (MMEngine's loaders are not strict)
         guard_state_dict_loads(self)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input_size(x)
+        if self.sliding_window:  # whole token grids in every stage
+            stride = self.stage_strides[-1]
+            pad_h = -x.shape[-2] % stride
+            pad_w = -x.shape[-1] % stride
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
+        outs = []
+        for i, (down, stage) in enumerate(
+                zip(self.downsample_layers, self.stages)):
+            x = down(x).permute(0, 2, 3, 1)  # tokens channels-last: B H W C
+            for layer in stage:
+                x = self.run_layer(layer, x)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x) if self.norm_outputs \
+                    else x
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            x = x.permute(0, 3, 1, 2)
+        return tuple(outs)
+
+    def run_layer(self, layer: DynaMixerLayer,
+                  x: torch.Tensor) -> torch.Tensor:
+        """``layer(x)``; in training, through the activation checkpointing
+        that ``with_cp`` or ``selective_cp`` asked for: the same computation,
+        with less of it kept for backward."""
+        if self.recompute is None or not (layer.training
+                                          and torch.is_grad_enabled()):
+            return layer(x)
+        if self.recompute == 'all':
+            context_fn = activation_checkpoint.noop_context_fn
+        else:  # the policy of a layer of x.shape[-1] channels
+            context_fn = functools.partial(
+                activation_checkpoint.create_selective_checkpoint_contexts,
+                functools.partial(keep_channel_matmuls, channels=x.shape[-1]))
+        return activation_checkpoint.checkpoint(
+            layer, x, use_reentrant=False, context_fn=context_fn)
+
+    @property
+    def stage_strides(self) -> Tuple[int, ...]:
+        """The stride, in input pixels, of each stage's token grid: the
+        product of the strides of the downsampling layers up to it (7 and
+        14 for the published models)."""
+        strides, stride = [], 1
+        for down in self.downsample_layers:
+            stride *= down.stride[0]
+            strides.append(stride)
+        return tuple(strides)
+
+    def check_input_size(self, x: torch.Tensor):
+        if self.sliding_window:
+            return
+        if tuple(x.shape[-2:]) != self.img_size:
+            h, w = self.img_size
+            raise ValueError(
+                f'DynaMixer was built for {h}x{w} inputs (token grids '
+                f'{self.grids}), got {x.shape[-2]}x{x.shape[-1]}. Its mixing '
+                f'generators are sized to that grid: resize or crop inputs '
+                f'to {h}x{w} (e.g. `ResizeEdge`+`CenterCrop` in the '
+                'pipeline), or build the backbone with `sliding_window=True` '
+                'to run any size with the same weights.')
+
+    def init_weights(self):
+        """Initialise, then load a ``Pretrained`` entry of ``init_cfg`` (a
+        dict, or one entry of a list) strictly: every key must fit."""
+        original = self.init_cfg
+        cfgs = original if isinstance(original, list) else \
+            [original] if original else []
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        if not pretrained:
+            super().init_weights()
+            return
+        if len(pretrained) > 1:
+            raise ValueError('init_cfg has more than one Pretrained entry: '
+                             f'{pretrained}; keep one.')
+        self.init_cfg = [c for c in cfgs if c.get('type') != 'Pretrained']
+        try:  # the other entries first: they init what the checkpoint lacks
+            super().init_weights()
+        finally:
+            self.init_cfg = original
+        load_pretrained(self, pretrained[0], fresh=self.fresh_keys())
+        self.is_init = True
+
+    def fresh_keys(self) -> tuple:
+        """Keys a pretrained checkpoint may lack, all together: layers that
+        this configuration adds on top of the published model (the output
+        norms of ``norm_outputs``)."""
+        if not self.norm_outputs:
+            return ()
+        return tuple(f'norm{i}.{name}' for i in self.out_indices
+                     for name, _ in getattr(self, f'norm{i}')
+                     .named_parameters())
+
+    def mismatch_hints(self, missing, unexpected, prefix: str = '') -> list:
+        """Hints for a checkpoint whose output norms do not match this
+        backbone's (a dense model's checkpoint, built with other
+        ``out_indices`` or without ``norm_outputs``)."""
+        def stages(keys):
+            found = (re.fullmatch(rf'{re.escape(prefix)}norm(\d+)\..+', k)
+                     for k in keys)
+            return {int(m.group(1)) for m in found if m}
+
+        own = set(self.out_indices) if self.norm_outputs else set()
+        theirs = (own - stages(missing)) | stages(unexpected)
+        if theirs == own or not theirs:
+            return []
+        return [f'The checkpoint has output norms for stages '
+                f'{sorted(theirs)}, this backbone for {sorted(own)} '
+                f'(norm_outputs={self.norm_outputs}, out_indices='
+                f'{self.out_indices}): build it with norm_outputs=True, '
+                f'out_indices={tuple(sorted(theirs))}.']
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """The depth of a parameter, for layer-wise learning-rate decay.
+
+        The stem is depth 0 and the ``L`` DynaMixer layers are depths 1 to
+        ``L`` in order; a downsampling layer shares the depth of the first
+        layer after it. The output norms and everything outside the backbone
+        (names without ``prefix``: neck, heads) are depth ``L + 1``: they
+        are new, so they train at the full learning rate.
+
+        Args:
+            param_name (str): The name of the parameter.
+            prefix (str): The prefix of the backbone's parameter names
+                (``'backbone.'`` in a classifier or detector).
+                Defaults to an empty string.
+
+        Returns:
+            Tuple[int, int]: The depth and the number of depths (``L + 2``),
+            as MMPretrain's ``LearningRateDecayOptimWrapperConstructor``
+            takes them: the learning-rate scale is
+            ``rate ** (L + 1 - depth)``.
+        """
+        depths = self.arch_settings['depths']
+        num_layers = sum(depths)
+        if not param_name.startswith(prefix):
+            return num_layers + 1, num_layers + 2
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'downsample_layers':
+            stage = int(parts[1])
+            depth = 0 if stage == 0 else sum(depths[:stage]) + 1
+        elif parts[0] == 'stages':
+            stage, layer = int(parts[1]), int(parts[2])
+            depth = sum(depths[:stage]) + layer + 1
+        else:  # the output norms
+            depth = num_layers + 1
+        return depth, num_layers + 2
+
+    def _freeze_stages(self):
+        for i in range(min(self.frozen_stages, self.num_stages)):
+            for module in (self.downsample_layers[i], self.stages[i]):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    # ---- the arguments, checked: errors name the value, the valid set and
+    # the fix
 
     @classmethod
     def parse_arch(cls, arch: Union[str, dict]) -> dict:
@@ -570,137 +987,19 @@ class DynaMixer(BaseBackbone):
             raise ValueError(f'drop_path_rate={drop_path_rate} must be in '
                              '[0, 1).')
 
-    def fresh_keys(self) -> tuple:
-        """Keys a pretrained checkpoint may lack, all together: layers that
-        this configuration adds on top of the published model (the output
-        norms of ``norm_outputs``)."""
-        if not self.norm_outputs:
-            return ()
-        return tuple(f'norm{i}.{name}' for i in self.out_indices
-                     for name, _ in getattr(self, f'norm{i}')
-                     .named_parameters())
-
-    def mismatch_hints(self, missing, unexpected, prefix: str = '') -> list:
-        """Hints for a checkpoint whose output norms do not match this
-        backbone's (a dense model's checkpoint, built with other
-        ``out_indices`` or without ``norm_outputs``)."""
-        def stages(keys):
-            found = (re.fullmatch(rf'{re.escape(prefix)}norm(\d+)\..+', k)
-                     for k in keys)
-            return {int(m.group(1)) for m in found if m}
-
-        own = set(self.out_indices) if self.norm_outputs else set()
-        theirs = (own - stages(missing)) | stages(unexpected)
-        if theirs == own or not theirs:
-            return []
-        return [f'The checkpoint has output norms for stages '
-                f'{sorted(theirs)}, this backbone for {sorted(own)} '
-                f'(norm_outputs={self.norm_outputs}, out_indices='
-                f'{self.out_indices}): build it with norm_outputs=True, '
-                f'out_indices={tuple(sorted(theirs))}.']
-
-    def get_layer_depth(self, param_name: str, prefix: str = ''):
-        """The depth of a parameter, for layer-wise learning-rate decay.
-
-        The stem is depth 0 and the ``L`` DynaMixer layers are depths 1 to
-        ``L`` in order; a downsampling layer shares the depth of the first
-        layer after it. The output norms and everything outside the backbone
-        (names without ``prefix``: neck, heads) are depth ``L + 1``: they
-        are new, so they train at the full learning rate.
-
-        Args:
-            param_name (str): The name of the parameter.
-            prefix (str): The prefix of the backbone's parameter names
-                (``'backbone.'`` in a classifier or detector).
-                Defaults to an empty string.
-
-        Returns:
-            Tuple[int, int]: The depth and the number of depths (``L + 2``),
-            as MMPretrain's ``LearningRateDecayOptimWrapperConstructor``
-            takes them: the learning-rate scale is
-            ``rate ** (L + 1 - depth)``.
-        """
-        depths = self.arch_settings['depths']
-        num_layers = sum(depths)
-        if not param_name.startswith(prefix):
-            return num_layers + 1, num_layers + 2
-        parts = param_name[len(prefix):].split('.')
-        if parts[0] == 'downsample_layers':
-            stage = int(parts[1])
-            depth = 0 if stage == 0 else sum(depths[:stage]) + 1
-        elif parts[0] == 'stages':
-            stage, layer = int(parts[1]), int(parts[2])
-            depth = sum(depths[:stage]) + layer + 1
-        else:  # the output norms
-            depth = num_layers + 1
-        return depth, num_layers + 2
-
-    def init_weights(self):
-        """Initialise, then load a ``Pretrained`` entry of ``init_cfg`` (a
-        dict, or one entry of a list) strictly: every key must fit."""
-        original = self.init_cfg
-        cfgs = original if isinstance(original, list) else \
-            [original] if original else []
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
-        if not pretrained:
-            super().init_weights()
-            return
-        if len(pretrained) > 1:
-            raise ValueError('init_cfg has more than one Pretrained entry: '
-                             f'{pretrained}; keep one.')
-        self.init_cfg = [c for c in cfgs if c.get('type') != 'Pretrained']
-        try:  # the other entries first: they init what the checkpoint lacks
-            super().init_weights()
-        finally:
-            self.init_cfg = original
-        load_pretrained(self, pretrained[0], fresh=self.fresh_keys())
-        self._is_init = True
-
-    @property
-    def total_stride(self) -> int:
-        return self.patch_size * 2**(self.num_stages - 1)
-
-    def check_input_size(self, x: torch.Tensor):
-        if self.sliding_window:
-            return
-        if tuple(x.shape[-2:]) != self.img_size:
-            h, w = self.img_size
-            raise ValueError(
-                f'DynaMixer was built for {h}x{w} inputs (token grids '
-                f'{self.grids}), got {x.shape[-2]}x{x.shape[-1]}. Its mixing '
-                f'generators are sized to that grid: resize or crop inputs '
-                f'to {h}x{w} (e.g. `ResizeEdge`+`CenterCrop` in the '
-                'pipeline), or build the backbone with `sliding_window=True` '
-                'to run any size with the same weights.')
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input_size(x)
-        if self.sliding_window:  # whole token grids in every stage
-            stride = self.total_stride
-            pad_h = -x.shape[-2] % stride
-            pad_w = -x.shape[-1] % stride
-            if pad_h or pad_w:
-                x = F.pad(x, (0, pad_w, 0, pad_h))
-        outs = []
-        for i, (down, stage) in enumerate(
-                zip(self.downsample_layers, self.stages)):
-            x = down(x).permute(0, 2, 3, 1)  # tokens channels-last: B H W C
-            x = stage(x)
-            if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x) if self.norm_outputs \
-                    else x
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
-            x = x.permute(0, 3, 1, 2)
-        return tuple(outs)
-
-    def _freeze_stages(self):
-        for i in range(min(self.frozen_stages, self.num_stages)):
-            for module in (self.downsample_layers[i], self.stages[i]):
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
+    @staticmethod
+    def recompute_mode(with_cp: bool, selective_cp: bool) -> Optional[str]:
+        """What training recomputes in backward: ``'all'`` of each layer
+        (``with_cp``), ``'selective'`` or nothing (None)."""
+        if with_cp:
+            return 'all'
+        if not selective_cp:
+            return None
+        if not torch_features.SELECTIVE_CHECKPOINT:
+            torch_features.log_unavailable(
+                'selective_cp', 'torch >= 2.4 (torch.utils.checkpoint.'
+                'create_selective_checkpoint_contexts)', 'DynaMixer layers '
+                'keep all their activations for backward, as with '
+                'selective_cp=False')
+            return None
+        return 'selective'
