@@ -15,7 +15,12 @@ model = dict(
                   reduced_dims=[2, 2]),
         img_size=32,
         patch_size=4,  # 8x8 tokens, then 4x4
-        drop_path_rate=0.05),
+        drop_path_rate=0.05,
+        # a model this small keeps little for backward, and selective
+        # checkpointing's cost per operation outweighs it: train steps are
+        # 1.7x slower with it (tools/analysis_tools/benchmark.py
+        # configs/dynamixer/dynamixer-tiny_1xb64_digits.py --bench train -b 64)
+        selective_cp=False),
     head=dict(
         type='DynaMixerClsHead',
         num_classes=10,

@@ -36,6 +36,11 @@ model = dict(
         out_indices=(0, 1),
         norm_outputs=True,  # a LayerNorm per output (new: starts fresh)
         drop_path_rate=0.05,
+        # a model this small keeps little for backward, and selective
+        # checkpointing's cost per operation outweighs it: train steps are
+        # 1.7x slower with it (tools/analysis_tools/benchmark.py
+        # configs/dynamixer/dynamixer-tiny_1xb64_digits.py --bench train -b 64)
+        selective_cp=False,
         init_cfg=dict(type='Pretrained', checkpoint=digits_checkpoint,
                       prefix='backbone.')),
     neck=dict(in_channels=[32, 64], out_channels=64, num_outs=2),
