@@ -182,3 +182,31 @@ def test_plot_diagnostics_draws_the_logged_series(data, tmp_path):
     proc = run_tool('tools/analysis_tools/plot_diagnostics.py',
                     str(tmp_path / 'missing.json'), check=False)
     assert 'not found: give the scalars.json of a run' in proc.stderr
+
+
+@pytest.mark.parametrize('recompute', [
+    dict(selective_cp=True), dict(selective_cp=False, with_cp=True)])
+def test_values_unchanged_when_layers_are_recomputed(data, tmp_path,
+                                                     recompute):
+    """Recomputing layers in the backward pass runs the op hooks again on
+    the same inputs: the logged means equal those of a run that keeps
+    every activation (same seed, same data)."""
+    logged = []
+    for i, modes in enumerate([dict(selective_cp=False, with_cp=False),
+                               recompute]):
+        config = write_tiny_imagenet_config(tmp_path / f'cfg{i}.py', data)
+        cfg = Config.fromfile(config)
+        cfg.model.backbone.update(modes)
+        cfg.train_cfg.max_epochs = 1
+        cfg.work_dir = str(tmp_path / f'work{i}')
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        logged.append({key: history.data[0].tolist()
+                       for key, history in runner.message_hub.log_scalars.items()
+                       if key.startswith('train/dynamixer/')})
+    reference, recomputed = logged
+    assert len(reference) == 2 * (2 + 3)  # 2 stages: entropy h, w; 3 weights
+    assert recomputed.keys() == reference.keys()
+    for key, values in reference.items():
+        assert len(values) == 4  # every iteration of the epoch logs
+        assert recomputed[key] == pytest.approx(values, rel=1e-5), key
