@@ -102,6 +102,7 @@ setup(
     keywords='computer vision, vision MLP, image classification, '
     'object detection, semantic segmentation',
     license='Apache License 2.0',
+    license_files=['LICENSE'],
     classifiers=[
         'License :: OSI Approved :: Apache Software License',
         'Operating System :: POSIX :: Linux',
