@@ -66,7 +66,8 @@ install_requires = [r for r, _ in requirements('requirements/runtime.txt')] + [
     r for r in mminstall if r.startswith('mmpretrain')]
 extras = optional_extras()
 extras['mim'] = mminstall
-extras['tests'] = sorted({r for name in extras if name != 'mim'
+extras['docs'] = [r for r, _ in requirements('requirements/docs.txt')]
+extras['tests'] = sorted({r for name in extras if name not in ('mim', 'docs')
                           for r in extras[name]} |
                          {r for r, _ in requirements('requirements/tests.txt')})
 extras['all'] = sorted({r for name in extras for r in extras[name]})

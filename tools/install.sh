@@ -10,7 +10,7 @@
 # and requirements/constraints-<stack>.txt; STACK picks one, and TORCH=<version> means STACK=torch<version>.
 # Anything else is refused before any work starts. The first line of each file names the Python it was
 # tested with (`# python: 3.10`); a new venv is made with that python3.X unless PYTHON names another
-# interpreter. To install into your own environment instead, see the README ("Use in your own environment").
+# interpreter. To install into your own environment instead, see docs/en/get_started.md#use-in-your-own-environment.
 #
 # mmcv 2.1.0 ships only as source and compiles its C++ ops for 10-30 min on 2 cores. torch >= 2.14 needs
 # C++20 in its headers while mmcv 2.1.0's setup.py asks for C++17, so for those the build uses C++20. The
@@ -43,7 +43,7 @@ if [ -n "${STACK:-}" ]; then
             "$(pin mmcv) for it. Choose one of: TORCH=$(pin torch) (the default)" \
             "$(for c in $choices; do printf 'STACK=%s ' "$c"; done)(each is a" \
             "requirements/constraints*.txt file), or install into your own environment as the" \
-            "README's \"Use in your own environment\" says."
+            "manual says: docs/en/get_started.md#use-in-your-own-environment."
         exit 2
     fi
 fi
@@ -80,6 +80,9 @@ reqs=$(mktemp)
 trap 'rm -f "$reqs"' EXIT
 cat requirements/runtime.txt requirements/optional.txt requirements/tests.txt > "$reqs"
 grep -v '^mmcv' requirements/mminstall.txt >> "$reqs"
+# The docs toolchain (Sphinx, MyST) where the stack pins it: myst-parser >= 5 needs Python >= 3.11, and the
+# Python 3.10 stacks pin a markdown-it-py that older myst-parser releases do not accept.
+if grep -qi '^sphinx==' "$CONSTRAINTS"; then cat requirements/docs.txt >> "$reqs"; fi
 "${PIP[@]}" -c "$CONSTRAINTS" wheel ninja -r "$reqs"
 # mmengine's wheel asks for opencv-python, which needs the system's libGL; keep only the headless build
 # (both install the same `cv2` folder, so the remaining one is reinstalled).
