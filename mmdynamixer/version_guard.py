@@ -33,14 +33,15 @@ import sys
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from .doc_links import OWN_ENVIRONMENT
+
 PYTHON = '3.10'  # setup.py's python_requires='>=3.10'
 
 MMCV_FIX = ('with torch 2.1, `mim install mmcv==2.1.0` (OpenMMLab\'s '
             'prebuilt wheels); with a newer torch, compile it: '
             '`MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0` '
             '(for torch >= 2.14 with -std=c++20 in its setup.py, as '
-            'tools/install.sh does; see the README, "Use in your own '
-            'environment")')
+            f'tools/install.sh does; see {OWN_ENVIRONMENT})')
 
 # The mmcv each library accepts (its own check in its __init__.py), from
 # the oldest mmcv tested here: classification (MMPretrain 1.2) < 2.4.0,

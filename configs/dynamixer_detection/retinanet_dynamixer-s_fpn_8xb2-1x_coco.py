@@ -35,7 +35,7 @@ optim_wrapper = dict(
 
 # mmdynamixer's safety, declared here so that every tool that runs this
 # config (MMDetection's or MMSegmentation's own, `mim`, ours) has it; a
-# config of your own gets it from the same lines (the README's block):
+# config of your own gets it from the same lines (the safety block of docs/en/user_guides/detection_segmentation.md):
 # checkpoints that a crash cannot tear; a model whose parts fit the
 # backbone; load_from/--resume checkpoints that must fit the model; a stop
 # at a non-finite loss; missing data and bad image files named.

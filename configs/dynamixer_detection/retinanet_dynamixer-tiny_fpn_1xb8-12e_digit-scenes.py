@@ -109,7 +109,7 @@ param_scheduler = [
 train_cfg = dict(max_epochs=12, val_interval=4)
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 
-# mmdynamixer's safety (the README's block): checkpoints that a crash cannot
+# mmdynamixer's safety (the safety block of docs/en/user_guides/detection_segmentation.md): checkpoints that a crash cannot
 # tear; a model whose parts fit the backbone; load_from/--resume checkpoints
 # that must fit the model; a stop at a non-finite loss; bad evaluation
 # images named.

@@ -105,7 +105,7 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=500)
 
-# mmdynamixer's safety (the README's block): checkpoints that a crash cannot
+# mmdynamixer's safety (the safety block of docs/en/user_guides/detection_segmentation.md): checkpoints that a crash cannot
 # tear; a model whose parts fit the backbone; load_from/--resume checkpoints
 # that must fit the model; a stop at a non-finite loss; bad evaluation
 # images named.

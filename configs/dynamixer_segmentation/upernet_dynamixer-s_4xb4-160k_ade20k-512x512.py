@@ -40,7 +40,7 @@ param_scheduler = [
 
 # mmdynamixer's safety, declared here so that every tool that runs this
 # config (MMDetection's or MMSegmentation's own, `mim`, ours) has it; a
-# config of your own gets it from the same lines (the README's block):
+# config of your own gets it from the same lines (the safety block of docs/en/user_guides/detection_segmentation.md):
 # checkpoints that a crash cannot tear; a model whose parts fit the
 # backbone; load_from/--resume checkpoints that must fit the model; a stop
 # at a non-finite loss; missing data and bad image files named.

@@ -1,20 +1,16 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """A missing data root or annotation file: one clear error when the data
 set is built (by :class:`~.ImageIntegrityDataset`, whichever tool builds
-it), naming the path, the config field and where the README says how to
-prepare it."""
+it), naming the path, the config field and the section of the manual that
+says how to prepare it."""
 import os.path as osp
 
-# dataset type: (README section, folders it needs under data_root)
-PREPARATION = {
-    'ImageNet': ('ImageNet-1K (the published recipe, 8 GPUs)', ()),
-    'CIFAR10': ('CIFAR-10/100 transfer from an ImageNet checkpoint',
-                ('cifar-10-batches-py', )),
-    'CIFAR100': ('CIFAR-10/100 transfer from an ImageNet checkpoint',
-                 ('cifar-100-python', )),
-    'CustomDataset': ('Quick start', ()),
-    'CocoDataset': ('Data for detection and segmentation', ()),
-    'ADE20KDataset': ('Data for detection and segmentation', ()),
+from ..doc_links import PREPARE_DATA
+
+# dataset type: folders it needs under data_root (beside what the config names)
+FOLDERS = {
+    'CIFAR10': ('cifar-10-batches-py', ),
+    'CIFAR100': ('cifar-100-python', ),
 }
 
 
@@ -45,7 +41,7 @@ def _paths(dataset: dict):
             yield f'data_prefix{"." + key if key else ""}', osp.join(
                 root, value)
     kind = str(dataset.get('type', '')).split('.')[-1]
-    for folder in PREPARATION.get(kind, ('', ()))[1]:
+    for folder in FOLDERS.get(kind, ()):
         yield 'data_root', osp.join(root, folder)
     if kind == 'ImageNet' and dataset.get('split') and not prefix:
         yield 'split', osp.join(root, dataset['split'])  # its image folder
@@ -62,10 +58,9 @@ def check_data_paths(dataset: dict, where: str = 'dataset',
         for field, path in _paths(inner):
             if '://' in path or osp.exists(path):
                 continue
-            section, _ = PREPARATION.get(kind, (None, ()))
+            section = PREPARE_DATA.get(kind)
             how = (f'Prepare it with `{prepare}`' if prepare else
-                   f'Prepare it as the README\'s "{section}" section says'
-                   if section else
+                   f'Prepare it as {section} says' if section else
                    f'Prepare the {kind} data set as its library documents')
             raise FileNotFoundError(
                 f'{kind} data not found: {path} does not exist ({field} of '
@@ -76,4 +71,4 @@ def check_data_paths(dataset: dict, where: str = 'dataset',
                 'are not wrapped).')
 
 
-__all__ = ['PREPARATION', 'check_data_paths']
+__all__ = ['FOLDERS', 'check_data_paths']

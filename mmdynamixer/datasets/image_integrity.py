@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 from PIL import Image
 
+from ..doc_links import BAD_IMAGES
 from .data_paths import check_data_paths
 
 # the paths of a sample's files, as MMPretrain, MMDetection and
@@ -98,8 +99,8 @@ class ImageIntegrityDataset:
             checked before it is built. Its ``get_data_info(idx)`` names the
             files (``img_path``, and ``seg_map_path`` for segmentation).
         prepare (str, optional): The command that prepares the data, for
-            the message when a path is missing (by default the README
-            section on the data set's type).
+            the message when a path is missing (by default the section of
+            the manual on the data set's type).
         skip_bad (bool): False: the first bad image stops the run with
             :class:`BadImageError` naming the file and its index. True:
             a bad image is logged and the next sample is used instead
@@ -170,8 +171,7 @@ class ImageIntegrityDataset:
             f'Bad image at index {idx} of {type(self.dataset).__name__} '
             f'({len(self)} samples): {path}: {problem}. Replace or remove '
             'the file, or skip bad training images with `--cfg-options '
-            'train_dataloader.dataset.skip_bad=True` (the README, "What '
-            'happens when").')
+            f'train_dataloader.dataset.skip_bad=True` (see {BAD_IMAGES}).')
 
     def _checked(self, idx: int):
         info = self.dataset.get_data_info(idx)

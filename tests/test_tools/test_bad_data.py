@@ -2,7 +2,8 @@
 the run naming the file and its index, or, with ``skip_bad`` on the
 training set's ImageIntegrityDataset, is skipped and counted until too many
 are bad; a missing data root or annotation file names the path and the
-README section on preparing it."""
+section of the manual on preparing it (tests/test_docs.py checks that the
+sections exist)."""
 import os.path as osp
 import re
 import shutil
@@ -159,14 +160,8 @@ def test_a_setting_of_the_wrapped_set_names_its_place(data):
         proc.stderr[-2000:]
 
 
-def readme_sections():
-    text = open(osp.join(REPO, 'README.md')).read()
-    return {line.lstrip('#').strip() for line in text.splitlines()
-            if line.startswith('#')}
-
-
 @pytest.mark.parametrize('what', ['data_root', 'ann_file'])
-def test_missing_data_names_path_and_readme_section(data, what):
+def test_missing_data_names_path_and_docs_section(data, what):
     if what == 'data_root':
         missing = str(data['tmp'] / 'nowhere')
         options = [f'train_dataloader.dataset.dataset.data_root={missing}']
@@ -180,25 +175,17 @@ def test_missing_data_names_path_and_readme_section(data, what):
                     check=False)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    section = 'ImageNet-1K (the published recipe, 8 GPUs)'
     assert last == (
         f'FileNotFoundError: ImageNet data not found: {missing} does not '
         f'exist ({what} of the data set at *_dataloader.dataset.dataset). '
-        f'Prepare it as the README\'s "{section}" section says, or point '
+        'Prepare it as docs/en/user_guides/prepare_data.md#imagenet says, '
+        'or point '
         'the config at your copy: `--cfg-options train_dataloader.dataset.'
         'dataset.data_root=DIR val_dataloader.dataset.data_root=DIR '
         'test_dataloader.dataset.data_root=DIR` (the evaluation sets are not '
         'wrapped).'
     ), last
-    assert section in readme_sections()
     if what == 'data_root':  # the fix, as written, with the real root
         run_tool('tools/train.py', data['config'], '--work-dir',
                  str(data['tmp'] / 'work'), '--cfg-options',
                  f'train_dataloader.dataset.dataset.data_root={data["root"]}')
-
-
-def test_every_named_readme_section_exists():
-    from mmdynamixer.datasets.data_paths import PREPARATION
-    sections = readme_sections()
-    for kind, (section, _) in PREPARATION.items():
-        assert section in sections, (kind, section)

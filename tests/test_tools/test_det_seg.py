@@ -3,7 +3,7 @@ segmentation config trains 2 iterations and is evaluated, RetinaNet and
 Semantic FPN with MMDetection's and MMSegmentation's own tools/train.py and
 tools/test.py, the others with this package's, on tiny generated data in
 COCO and ADE20K layouts (the real CocoDataset/CocoMetric and
-ADE20KDataset/IoUMetric); and the README's backbone swap and safety block
+ADE20KDataset/IoUMetric); and the guide's backbone swap and safety block
 work on stock configs."""
 import glob
 import json
@@ -193,25 +193,29 @@ def test_both_kinds_of_tools_are_covered():
     assert None in [library_of(c) for c in DET + SEG]
 
 
-def readme_block(marker):
-    readme = open(osp.join(REPO, 'README.md')).read()
-    block = readme.split(f'<!-- {marker} -->')[1]
+DOC = osp.join(REPO, 'docs', 'en', 'user_guides', 'detection_segmentation.md')
+
+
+def doc_block(marker):
+    text = open(DOC).read()
+    block = text.split(f'<!-- {marker} -->')[1]
     return re.search(r'```python\n(.*?)```', block, re.S).group(1)
 
 
 @pytest.mark.parametrize('marker,overrides', [
     ('swap:mmdet', 'det'), ('swap:mmseg', 'seg')])
-def test_readme_swap_on_stock_configs_trains(marker, overrides, assets,
+def test_docs_swap_on_stock_configs_trains(marker, overrides, assets,
                                              tmp_path):
-    """The README's swap and safety blocks, pasted under a stock
+    """The swap and safety blocks of the detection and segmentation guide,
+    pasted under a stock
     MMDetection RetinaNet or MMSegmentation UPerNet config, give a model
     that trains, with the safety hooks and checked data sets."""
     from mmengine.config import Config
     from mmengine.runner import Runner
-    swap = readme_block(marker).replace('dynamixer-s_in1k.pth',
+    swap = doc_block(marker).replace('dynamixer-s_in1k.pth',
                                         assets['checkpoint'])
     assert re.search(r"_base_ = '(mmdet|mmseg)::", swap)
-    swap += readme_block('safety')
+    swap += doc_block('safety')
     data = det_overrides(assets['coco'], assets['checkpoint'], False) \
         if overrides == 'det' else seg_overrides(assets['ade'],
                                                  assets['checkpoint'])

@@ -1,4 +1,4 @@
-"""The README's "What happens when ..." table: every row names the tests
+"""The "What happens when ..." table of the notes: every row names the tests
 that feed its input through the tools, and those tests exist."""
 import os.path as osp
 import re
@@ -7,9 +7,9 @@ from mmdx_testing import REPO
 
 
 def table_rows():
-    text = open(osp.join(REPO, 'README.md')).read()
-    section = text.split('### What happens when ...')[1].split('\n#')[0]
-    return [line for line in section.splitlines()
+    text = open(osp.join(REPO, 'docs', 'en', 'notes',
+                         'what_happens_when.md')).read()
+    return [line for line in text.splitlines()
             if line.startswith('| ') and not line.startswith('| when')]
 
 

@@ -6,8 +6,9 @@ the first images of each class folder that the model classifies right.
 Foreground is where the image is brighter than ``--threshold`` (light
 objects on a dark background, like the digits). The median ratio and the
 share of images above 1 are printed per method: 1 means the map does not
-know where the object is. The README's LayerCAM and Grad-CAM figures on the
-Quick start's model come from the example below.
+know where the object is. The LayerCAM and Grad-CAM figures of the
+visualisation guide (docs/en/useful_tools/visualization.md) on the Quick
+start's model come from the example below.
 
 Example:
     python tools/analysis_tools/cam_localization.py \\
