@@ -220,7 +220,7 @@ train_dataloader = dict(
     dataset=dict(type='ImageIntegrityDataset',
                  dataset=dict(type='ImageNet', data_root={data_root!r},
                               split='train', pipeline=train_pipeline)),
-    sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
+    sampler=dict(type='ResumableSampler', shuffle=True, seed=0))
 val_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(type='ImageNet', data_root={data_root!r}, split='val',
@@ -241,7 +241,7 @@ val_cfg = dict()
 test_cfg = dict()
 custom_hooks = [dict(type='EpochSeedHook'), dict(type='ModelCheckHook'),
                 dict(type='StrictLoadHook'), dict(type='NonFiniteLossHook'),
-                dict(type='EvalImageCheckHook'),
+                dict(type='EvalImageCheckHook'), dict(type='PreemptionHook'),
                 dict(type='DynaMixerDiagnosticsHook', interval=1)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=-1))

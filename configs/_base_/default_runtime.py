@@ -29,6 +29,7 @@ custom_hooks = [
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EvalImageCheckHook'),
+    dict(type='PreemptionHook'),
 ]
 
 env_cfg = dict(

@@ -9,6 +9,7 @@ custom_hooks = [
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EvalImageCheckHook'),
+    dict(type='PreemptionHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=100),
 ]
 default_hooks = dict(

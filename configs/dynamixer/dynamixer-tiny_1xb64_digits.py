@@ -48,6 +48,7 @@ custom_hooks = [
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EvalImageCheckHook'),
+    dict(type='PreemptionHook'),
     dict(type='DynaMixerDiagnosticsHook', interval=10),
 ]
 default_hooks = dict(

@@ -27,4 +27,5 @@ custom_hooks = [
     dict(type='StrictLoadHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EvalImageCheckHook'),
+    dict(type='PreemptionHook'),
 ]

@@ -45,7 +45,9 @@ custom_hooks = [
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
     dict(type='mmpretrain.EvalImageCheckHook'),
+    dict(type='mmpretrain.PreemptionHook'),
 ]
-train_dataloader = dict(dataset=dict(
-    _delete_=True, type='mmpretrain.ImageIntegrityDataset',
-    dataset={{_base_.train_dataloader.dataset}}))
+train_dataloader = dict(
+    sampler=dict(type='mmpretrain.ResumableSampler', shuffle=True),
+    dataset=dict(_delete_=True, type='mmpretrain.ImageIntegrityDataset',
+                 dataset={{_base_.train_dataloader.dataset}}))

@@ -67,6 +67,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
+    sampler=dict(type='mmpretrain.ResumableSampler', shuffle=True),
     # missing data and bad image files stop the run naming the path
     dataset=dict(
         _delete_=True, type='mmpretrain.ImageIntegrityDataset',
@@ -121,6 +122,7 @@ custom_hooks = [
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
     dict(type='mmpretrain.EvalImageCheckHook'),
+    dict(type='mmpretrain.PreemptionHook'),
 ]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -50,6 +50,7 @@ custom_hooks = [
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
     dict(type='mmpretrain.EvalImageCheckHook'),
+    dict(type='mmpretrain.PreemptionHook'),
 ]
 train_dataloader = dict(dataset=dict(
     _delete_=True, type='mmpretrain.ImageIntegrityDataset',

@@ -118,6 +118,7 @@ custom_hooks = [
     dict(type='mmpretrain.StrictLoadHook'),
     dict(type='mmpretrain.NonFiniteLossHook'),
     dict(type='mmpretrain.EvalImageCheckHook'),
+    dict(type='mmpretrain.PreemptionHook'),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -32,7 +32,8 @@ train_dataloader = dict(
     dataset=dict(type='ImageIntegrityDataset',
                  dataset=dict(type=dataset_type, data_root=data_root,
                               split='train', pipeline=train_pipeline)),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler that can continue an epoch after a preemption
+    sampler=dict(type='ResumableSampler', shuffle=True),
 )
 # The evaluation sets stay unwrapped, where the libraries' inferencers read
 # their pipelines (test_dataloader.dataset.pipeline); EvalImageCheckHook
