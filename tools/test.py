@@ -10,12 +10,14 @@ import argparse
 import json
 import numbers
 
+import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
 from mmdynamixer.utils import load_checkpoint_file
+from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
                                           set_local_rank, setup_cfg,
@@ -28,7 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the predictions to a pickle file')
     parser.add_argument(
-        '--amp', action='store_true', help='test with mixed precision')
+        '--amp', action='store_true',
+        help='mixed precision: fp16 autocast on a GPU, bf16 on a CPU with '
+        'bf16 instructions')
     add_common_args(parser)
     args = parser.parse_args(argv)
     set_local_rank(args)
@@ -39,8 +43,15 @@ def merge_args(cfg, args):
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.amp:
+        if not torch.cuda.is_available():
+            supported, why = cpu_bf16_support()
+            if not supported:
+                raise RuntimeError(
+                    f'--amp on a CPU tests in bf16, but {why}. Drop --amp to '
+                    'test in float32.')
+            print(f'No GPU: --amp tests in bf16 autocast on the CPU ({why}).')
         cfg.test_cfg = cfg.get('test_cfg') or dict()
-        cfg.test_cfg['fp16'] = True
+        cfg.test_cfg['fp16'] = True  # MMEngine's autocast: bf16 on a CPU
     if args.out:
         evaluators = cfg.test_evaluator
         evaluators = list(evaluators) if isinstance(

@@ -10,6 +10,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
 from mmdynamixer.utils import load_checkpoint_file
+from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
                                           set_local_rank, setup_cfg,
@@ -27,7 +28,9 @@ def parse_args(argv=None):
         help='resume from the given checkpoint, or with no value (or "auto") '
         'from the latest checkpoint in the work dir')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision')
+        '--amp', action='store_true',
+        help='mixed precision: AmpOptimWrapper on a GPU, bf16 autocast '
+        '(CPUBf16OptimWrapper) on a CPU with bf16 instructions')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -88,11 +91,27 @@ def merge_args(cfg, args):
                       f'its AMP setting {key!r}.')
     if optim_wrapper.get('type') == 'AmpOptimWrapper' and \
             not torch.cuda.is_available():
-        raise RuntimeError(
-            'The config trains with mixed precision (AmpOptimWrapper), which '
-            "needs a GPU. On CPU, add `--cfg-options "
-            "optim_wrapper.type=OptimWrapper` (float32).")
+        amp_on_cpu(optim_wrapper, requested=args.amp)
     return cfg
+
+
+def amp_on_cpu(optim_wrapper, requested: bool):
+    """MMEngine's AmpOptimWrapper needs a GPU: on a CPU with bf16
+    instructions, train in bf16 autocast (CPUBf16OptimWrapper); without
+    them, in float32 (or stop, if --amp asked for mixed precision)."""
+    supported, why = cpu_bf16_support()
+    if not supported and requested:
+        raise RuntimeError(
+            f'--amp on a CPU trains in bf16, but {why}. Drop --amp to train '
+            'in float32.')
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        optim_wrapper.pop(key, None)  # AmpOptimWrapper's own settings
+    optim_wrapper.type = 'CPUBf16OptimWrapper' if supported else \
+        'OptimWrapper'
+    print('No GPU: optim_wrapper AmpOptimWrapper -> '
+          + ('CPUBf16OptimWrapper: mixed precision in bf16 autocast on the '
+             f'CPU ({why}).' if supported else
+             f'OptimWrapper: float32, as {why}.'))
 
 
 def check_resume_checkpoint(cfg):

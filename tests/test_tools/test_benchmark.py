@@ -141,3 +141,35 @@ def test_checkpointing_study(tmp_path):
                 r / t for r, t in zip(ref['train_round_times_s'],
                                       row['train_round_times_s'])))
         assert f'{ratio["activation_ratio"]:12.3f}x' in out
+
+
+def test_benchmark_amp_on_cpu_is_bf16_and_the_precision_study_ratios(
+        tmp_path):
+    """--amp on a CPU benchmarks bf16 autocast (fp16 is refused, naming
+    bf16); the precision study prints each bf16 row's ratios to float32 of
+    the same run, from its own round times."""
+    result = tmp_path / 'bf16.json'
+    out = run_tool(BENCHMARK, DIGITS_CONFIG, *QUICK, '--amp', '--bench',
+                   'inference', '--no-peak-memory', '--results-file',
+                   str(result)).stdout
+    assert 'bf16: ' in out  # the CPU's bf16 capability, printed
+    assert json.loads(result.read_text())['precision'] == 'bfloat16 autocast'
+    proc = run_tool(BENCHMARK, DIGITS_CONFIG, *QUICK, '--amp', 'fp16',
+                    check=False)
+    assert proc.returncode != 0 and '--amp fp16 needs CUDA' in proc.stderr
+
+    study = tmp_path / 'study.json'
+    run_tool('tools/analysis_tools/precision_study.py', '--archs', 's',
+             '--batch', '1', '--warmup', '0', '--repeats', '2',
+             '--threads', '1', '--json', str(study))
+    rows = json.loads(study.read_text())['rows']
+    fp32, bf16, ratio = rows
+    assert (fp32['mode'], bf16['mode'], ratio['mode']) == (
+        'float32', 'bf16', 'bf16/float32')
+    for bench in ('infer', 'train'):
+        expected = statistics.median(
+            a / b for a, b in zip(fp32[f'{bench}_round_times_s'],
+                                  bf16[f'{bench}_round_times_s']))
+        assert ratio[f'{bench}_throughput_ratio'] == pytest.approx(expected)
+        assert ratio[f'{bench}_peak_ratio'] == pytest.approx(
+            bf16[f'{bench}_peak_mib'] / fp32[f'{bench}_peak_mib'])

@@ -46,6 +46,7 @@ Examples:
         --cfg-options model.backbone.selective_cp=False
     python tools/analysis_tools/benchmark.py --arch m --device cuda \\
         --amp --batch-size 128 --compile --results-file m.csv
+    python tools/analysis_tools/benchmark.py --arch s --amp   # bf16 on a CPU
     python tools/analysis_tools/benchmark.py --arch s --bench inference \\
         --img-size 800 1333 --batch-size 1 \\
         --cfg-options model.backbone.sliding_window=True
@@ -95,25 +96,31 @@ def machine_info(device) -> dict:
     if device.type == 'cuda':
         info['device_name'] = torch.cuda.get_device_name(device)
     else:
+        from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
         info['device_name'] = cpu_model()
+        info['cpu_bf16'] = cpu_bf16_support()[1]
     return info
 
 
 def machine_line(info: dict) -> str:
     threads = info['threads']
     where = info['device_name'] if info['device'].startswith('cuda') else \
-        f'{info["device_name"]}, {threads} thread{"s" * (threads != 1)}'
+        f'{info["device_name"]}, {threads} thread{"s" * (threads != 1)}; ' \
+        f'bf16: {info["cpu_bf16"]}'
     return f'torch {info["torch"]} on {info["device"]} ({where})'
 
 
 def amp_dtype(device, amp):
-    """The autocast dtype of ``--amp`` on CUDA (``auto``: bf16 where
-    supported, else fp16); None (float32) without ``--amp``."""
+    """The autocast dtype of ``--amp``: on CUDA bf16 where supported, else
+    fp16 (``auto``), or as named; on a CPU bf16 (CPU autocast's only
+    reduced precision). None (float32) without ``--amp``."""
     if amp is None:
         return None
     if torch.device(device).type != 'cuda':
-        raise ValueError('--amp is autocast on CUDA; on CPU this tool runs '
-                         'float32 only.')
+        if amp == 'fp16':
+            raise ValueError('--amp fp16 needs CUDA; on a CPU, autocast '
+                             'runs in bf16 (--amp or --amp bf16).')
+        return torch.bfloat16
     if amp == 'auto':
         return torch.bfloat16 if torch.cuda.is_bf16_supported() \
             else torch.float16
@@ -504,8 +511,8 @@ def parse_args(argv=None):
                         help="torch's intra-op threads (default: torch's)")
     parser.add_argument('--amp', nargs='?', const='auto',
                         choices=['auto', 'bf16', 'fp16'],
-                        help='autocast on CUDA (alone: bf16 where supported, '
-                        'else fp16)')
+                        help='autocast (alone: on CUDA bf16 where supported, '
+                        'else fp16; on a CPU bf16)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the model')
     parser.add_argument('--warmup', '--num-warm-iter', type=int, default=2,
@@ -525,9 +532,9 @@ def parse_args(argv=None):
         parser.error('--results-file must end with .csv or .json')
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.amp and torch.device(args.device).type != 'cuda':
-        parser.error('--amp is autocast on CUDA; on CPU this tool runs '
-                     'float32 only')
+    if args.amp == 'fp16' and torch.device(args.device).type != 'cuda':
+        parser.error('--amp fp16 needs CUDA; on a CPU, autocast runs in bf16 '
+                     '(--amp or --amp bf16)')
     if args.img_size and len(args.img_size) > 2:
         parser.error('--img-size takes N or H W')
     if args.repeats < 1 or args.warmup < 0 or args.batch_size < 1:

@@ -72,4 +72,8 @@ class DynaMixerClsHead(PartialLoadMixin, ClsHead):
         return self.norm(tokens).mean(dim=1)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        return self.fc(self.pre_logits(feats))
+        # the scores in at least float32, also under autocast: the loss,
+        # the softmax of the predictions and their numpy copies (the
+        # Inferencer's) need no lower precision
+        scores = self.fc(self.pre_logits(feats))
+        return scores if scores.dtype == torch.float64 else scores.float()
