@@ -54,6 +54,10 @@ def parse_args(argv=None):
     return args
 
 
+# the settings only AmpOptimWrapper takes
+AMP_ONLY_SETTINGS = ('loss_scale', 'dtype', 'use_fsdp')
+
+
 def merge_args(cfg, args):
     """Apply the command-line switches to the config."""
     if args.amp:
@@ -83,9 +87,8 @@ def merge_args(cfg, args):
     optim_wrapper = cfg.optim_wrapper
     if optim_wrapper.get('type', 'OptimWrapper') in ('OptimWrapper',
                                                      'mmengine.OptimWrapper'):
-        # what AmpOptimWrapper alone takes, left by `optim_wrapper.type=
-        # OptimWrapper` (the CPU fallback of the AMP configs)
-        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        # left by `optim_wrapper.type=OptimWrapper` on an AMP config
+        for key in AMP_ONLY_SETTINGS:
             if optim_wrapper.pop(key, None) is not None:
                 print(f'optim_wrapper is an OptimWrapper (float32): dropped '
                       f'its AMP setting {key!r}.')
@@ -104,8 +107,8 @@ def amp_on_cpu(optim_wrapper, requested: bool):
         raise RuntimeError(
             f'--amp on a CPU trains in bf16, but {why}. Drop --amp to train '
             'in float32.')
-    for key in ('loss_scale', 'dtype', 'use_fsdp'):
-        optim_wrapper.pop(key, None)  # AmpOptimWrapper's own settings
+    for key in AMP_ONLY_SETTINGS:
+        optim_wrapper.pop(key, None)
     optim_wrapper.type = 'CPUBf16OptimWrapper' if supported else \
         'OptimWrapper'
     print('No GPU: optim_wrapper AmpOptimWrapper -> '

@@ -217,6 +217,14 @@ def time_steps(steps, repeats, warmup):
     return times
 
 
+def throughput_ratio(base_times, times) -> float:
+    """How much faster a step timed ``times`` runs than one timed
+    ``base_times`` in the same interleaved rounds (:func:`time_steps`): the
+    median of the per-round ratios, so that the machine's slow spells
+    cancel; above 1 is faster."""
+    return statistics.median(b / t for b, t in zip(base_times, times))
+
+
 def activation_bytes(model, x, device, dtype=None):
     """Bytes that the forward of a training step keeps until backward:
     everything it allocated and still holds when it returns (the output

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 from benchmark import (activation_bytes, amp_dtype, in_fresh_process,
                        machine_info, machine_line, make_train_step,
-                       precision_name, time_steps)
+                       precision_name, throughput_ratio, time_steps)
 
 import mmdynamixer  # noqa: F401 registers DynaMixer
 from mmdynamixer.utils import torch_features
@@ -158,8 +158,7 @@ def study_arch(arch, label, options):
             arch=label, mode=f'{row["mode"]}/reference',
             activation_ratio=row['activation_mib_per_image'] /
             ref['activation_mib_per_image'],
-            train_throughput_ratio=statistics.median(
-                r / t for r, t in zip(ref_times, record))))
+            train_throughput_ratio=throughput_ratio(ref_times, record)))
     return rows
 
 

@@ -25,7 +25,8 @@ import statistics
 import torch
 from benchmark import (arch_model, build_model, in_fresh_process,
                        machine_info, machine_line, make_inference_step,
-                       make_train_step, peak_memory_mib, time_steps)
+                       make_train_step, peak_memory_mib, throughput_ratio,
+                       time_steps)
 
 PRECISIONS = {'float32': None, 'bf16': torch.bfloat16}
 
@@ -91,8 +92,8 @@ def study_arch(arch, options):
         base = modes.index(('float32', mode[1]))
         ratio = dict(arch=arch, mode=f'{label(mode)}/{label(modes[base])}')
         for bench in ('infer', 'train'):
-            ratio[f'{bench}_throughput_ratio'] = statistics.median(
-                b / t for b, t in zip(times[bench][base], times[bench][i]))
+            ratio[f'{bench}_throughput_ratio'] = throughput_ratio(
+                times[bench][base], times[bench][i])
             ratio[f'{bench}_peak_ratio'] = \
                 peaks[bench, mode] / peaks[bench, modes[base]]
         rows.append(ratio)
