@@ -121,7 +121,10 @@ DEVICES = [pytest.param('cpu', marks=pytest.mark.skipif(
 def test_generators_run_in_float32_under_autocast(generator, dtype):
     """Under CPU autocast the generators (and the softmax after them)
     compute in float32, the mixing and the projections in the autocast
-    dtype: what keeps float16 finite (below), seen on every torch."""
+    dtype: what keeps float16 finite (below), seen on every torch. The
+    residual stream (every layer's output, so the stage outputs) and the
+    LayerNorms that read it stay float32, as CUDA's autocast runs
+    LayerNorm."""
     model = DynaMixer(**dict(SMALL, generator=generator))
     op = model.stages[0][0].mixer.mix_h
     seen = {}
@@ -135,10 +138,19 @@ def test_generators_run_in_float32_under_autocast(generator, dtype):
         op.generate
     generator_layer.register_forward_hook(record('generator'))
     model.stages[0][0].mixer.proj.register_forward_hook(record('proj'))
+    for i, stage in enumerate(model.stages):
+        for j, layer in enumerate(stage):
+            for name in ('norm1', 'norm2'):
+                getattr(layer, name).register_forward_hook(
+                    record(f'{i}.{j}.{name}'))
+            layer.register_forward_hook(record(f'{i}.{j}'))
     with torch.autocast('cpu', dtype=dtype):
-        out = model(torch.randn(2, 3, 64, 64))[0]
-    assert seen == {'generator': torch.float32, 'proj': dtype}
-    assert out.dtype == dtype
+        outs = model(torch.randn(2, 3, 64, 64))
+    float32 = {f'{i}.{j}{name}': torch.float32 for i, stage in
+               enumerate(model.stages) for j in range(len(stage))
+               for name in ('', '.norm1', '.norm2')}
+    assert seen == {'generator': torch.float32, 'proj': dtype, **float32}
+    assert [out.dtype for out in outs] == [torch.float32] * len(outs)
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -168,7 +180,7 @@ def test_amp_stays_finite_with_large_activations(device, generator):
     assert torch.isfinite(reference).all()
     with torch.autocast(device, dtype=torch.float16):
         out = model(x)[0]
-    assert out.dtype == torch.float16
+    assert out.dtype == torch.float32  # the residual stream
     assert torch.isfinite(out).all()
     out.float().square().mean().backward()
     for name, p in model.named_parameters():

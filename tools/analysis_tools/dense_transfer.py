@@ -90,6 +90,15 @@ def run(args, log):
     return time.perf_counter() - start
 
 
+def test_metrics(log: str) -> dict:
+    """The metrics that ``tools/test.py`` printed into ``log``."""
+    with open(log) as f:
+        found = re.findall(r'Test metrics: (\{.*\})', f.read())
+    if not found:
+        raise RuntimeError(f'tools/test.py printed no metrics; see {log}')
+    return json.loads(found[-1])
+
+
 def classification_checkpoint(row: str, work_dir: str) -> str:
     """``checkpoints/<config name>.pth``, trained first if missing."""
     config = PRETRAIN[row]
@@ -137,11 +146,7 @@ def train_and_test(task, row, seed, checkpoint, work_dir) -> dict:
     log = osp.join(work, 'test.log')
     run(['tools/test.py', config, last, '--work-dir', work,
          '--cfg-options', *options], log)
-    with open(log) as f:
-        found = re.findall(r'Test metrics: (\{.*\})', f.read())
-    if not found:
-        raise RuntimeError(f'tools/test.py printed no metrics; see {log}')
-    metrics = json.loads(found[-1])
+    metrics = test_metrics(log)
     return dict(seconds=seconds,
                 **{name: metrics[key] for name, key in TASKS[task]['metrics']})
 

@@ -15,7 +15,8 @@ class CPUBf16OptimWrapper(OptimWrapper):
     MMEngine's ``AmpOptimWrapper`` needs a GPU. bf16 has float32's exponent
     range, so no loss scaling is needed: gradients, the optimizer and the
     weights stay float32, as with ``AmpOptimWrapper``. DynaMixer's mixing
-    generators, softmaxes and normalisations run in float32 under autocast.
+    generators, softmaxes, residual stream and normalisations run in float32
+    under autocast; its matmuls in bf16.
     ``tools/train.py`` puts it in place of ``AmpOptimWrapper`` on a CPU with
     bf16 instructions (:func:`mmdynamixer.utils.cpu_bf16.cpu_bf16_support`),
     and for any config with ``--amp`` there.

@@ -71,6 +71,20 @@ def float32_under_autocast(method):
     return wrapper
 
 
+def float32_residuals(x: torch.Tensor) -> torch.Tensor:
+    """A bf16/fp16 stage input in float32 while autocast is on: the residual
+    stream that every layer adds to, and so every LayerNorm that reads it,
+    stay float32 under mixed precision on every device (CUDA's autocast
+    runs LayerNorm in float32 by itself, the CPU's keeps bf16). Residual
+    additions rounded to bf16's 8 significant bits made bf16 training of
+    the Quick start's small model less accurate and less repeatable. The
+    matmuls still run in the autocast dtype."""
+    if x.dtype in (torch.float16, torch.bfloat16) and \
+            torch_features.autocast_enabled(x.device.type):
+        return x.float()
+    return x
+
+
 class Windows(NamedTuple):
     """How a sequence is cut into windows (see :meth:`DynaMixerOp.windows`).
 
@@ -725,7 +739,8 @@ class DynaMixer(PartialLoadMixin, BaseBackbone):
         outs = []
         for i, (down, stage) in enumerate(
                 zip(self.downsample_layers, self.stages)):
-            x = down(x).permute(0, 2, 3, 1)  # tokens channels-last: B H W C
+            # tokens channels-last: B H W C
+            x = float32_residuals(down(x)).permute(0, 2, 3, 1)
             for layer in stage:
                 x = self.run_layer(layer, x)
             if i in self.out_indices:
