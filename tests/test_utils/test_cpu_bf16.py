@@ -1,8 +1,8 @@
 """Mixed precision on the CPU: the capability check reads the CPU's flags
-as documented; CPUBf16OptimWrapper trains in bf16 autocast with finite
-losses and float32 weights that change; tools/test.py --amp and the
-Inferencer under CPU autocast run in bf16; bf16 outputs stay within a bound
-derived from bf16's precision of float32's."""
+as documented; CPUBf16OptimWrapper trains the Quick start's config in bf16
+autocast with finite losses and float32 weights that change; the
+Inferencer under CPU autocast runs in bf16; bf16 outputs stay within a
+bound derived from bf16's precision of float32's."""
 import glob
 import math
 import os.path as osp
@@ -14,8 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
-from mmdx_testing import (TINY_ARCH, make_imagenet, run_tool,
-                          write_tiny_imagenet_config)
+from mmdx_testing import DIGITS_CONFIG, REPO, TINY_ARCH, digits_data_options
 
 CPUINFO = '''processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -46,23 +45,28 @@ def test_capability_without_cpuinfo_is_no(tmp_path, monkeypatch):
     assert not supported and why.startswith('no CPU flags could be read')
 
 
-def test_the_wrapper_trains_in_bf16(tmp_path):
-    data = make_imagenet(str(tmp_path / 'imagenet'), num_classes=4,
-                         train_per_class=4, val_per_class=1)
-    config = write_tiny_imagenet_config(tmp_path / 'cfg.py', data,
-                                        max_epochs=2)
+def test_the_wrapper_trains_the_digits_config_in_bf16(tmp_path):
+    """The Quick start's config, its first three batches (192 images)."""
+    from mmdynamixer.datasets import prepare_digits
+    root = str(tmp_path / 'digits')
+    prepare_digits(root)
+    config = osp.join(REPO, DIGITS_CONFIG)
+    data = digits_data_options(root)
     cfg = Config.fromfile(config)
-    cfg.optim_wrapper.type = 'CPUBf16OptimWrapper'
-    cfg.work_dir = str(tmp_path / 'work')
+    cfg.merge_from_dict(dict(option.split('=', 1) for option in data))
+    cfg.merge_from_dict({'train_dataloader.dataset.dataset.indices': 192,
+                         'train_cfg.max_epochs': 1,
+                         'optim_wrapper.type': 'CPUBf16OptimWrapper',
+                         'work_dir': str(tmp_path / 'work')})
     runner = Runner.from_cfg(cfg)
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
     dtypes = []
     runner.model.head.fc.register_forward_hook(
         lambda m, i, o: dtypes.append(o.dtype) if m.training else None)
     runner.train()
-    assert dtypes == [torch.bfloat16] * 8  # every training forward in bf16
+    assert dtypes == [torch.bfloat16] * 3  # every training forward in bf16
     losses = runner.message_hub.get_scalar('train/loss').data[0]
-    assert len(losses) == 8 and all(math.isfinite(l) for l in losses)
+    assert len(losses) == 3 and all(math.isfinite(l) for l in losses)
     after = runner.model.state_dict()
     for key, value in after.items():
         if value.is_floating_point():
@@ -71,19 +75,15 @@ def test_the_wrapper_trains_in_bf16(tmp_path):
                and not torch.equal(before[k], after[k])]
     assert len(changed) > len(before) // 2
 
-    # testing with --amp, and the Inferencer under CPU autocast
-    checkpoint = str(tmp_path / 'work' / 'epoch_2.pth')
-    if cpu_bf16_support()[0]:
-        out = run_tool('tools/test.py', config, checkpoint, '--amp',
-                       '--work-dir', str(tmp_path / 'test')).stdout
-        assert 'No GPU: --amp tests in bf16 autocast on the CPU' in out
-        assert 'Test metrics: {"accuracy/top1": ' in out
+    # the Inferencer under CPU autocast (tools/test.py --amp:
+    # tests/test_tools/test_amp_accuracy.py)
+    checkpoint = str(tmp_path / 'work' / 'epoch_1.pth')
     from mmpretrain import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer(config, pretrained=checkpoint)
     dtypes.clear()
     inferencer.model.head.fc.register_forward_hook(
         lambda m, i, o: dtypes.append(o.dtype))
-    image = sorted(glob.glob(osp.join(data, 'val', '*.JPEG')))[0]
+    image = sorted(glob.glob(osp.join(root, 'test', '*', '*.png')))[0]
     with torch.autocast('cpu', dtype=torch.bfloat16):
         result = inferencer(image)[0]
     assert dtypes == [torch.bfloat16]
