@@ -28,7 +28,7 @@ import os.path as osp
 import shutil
 import statistics
 
-from dense_transfer import REPO, run, test_metrics
+from dense_transfer import REPO, run, test_metrics, trained_checkpoint
 
 QUICK_START = 'configs/dynamixer/dynamixer-tiny_1xb64_digits.py'
 ROWS = {
@@ -36,15 +36,6 @@ ROWS = {
     'amp': 'trained with --amp, tested in float32',
     'amp-test': 'trained in float32, tested with --amp',
 }
-
-
-def trained_checkpoint(work: str) -> str:
-    """The best checkpoint of a finished run in ``work``, else its last."""
-    best = sorted(f for f in os.listdir(work) if f.startswith('best_'))
-    if best:
-        return osp.join(work, best[-1])
-    with open(osp.join(work, 'last_checkpoint')) as f:
-        return f.read().strip()
 
 
 def train_and_test(config, seed, metric, work_dir, options) -> dict:

@@ -99,6 +99,15 @@ def test_metrics(log: str) -> dict:
     return json.loads(found[-1])
 
 
+def trained_checkpoint(work: str) -> str:
+    """The best checkpoint of a finished run in ``work``, else its last."""
+    best = sorted(f for f in os.listdir(work) if f.startswith('best_'))
+    if best:
+        return osp.join(work, best[-1])
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
 def classification_checkpoint(row: str, work_dir: str) -> str:
     """``checkpoints/<config name>.pth``, trained first if missing."""
     config = PRETRAIN[row]
@@ -112,9 +121,8 @@ def classification_checkpoint(row: str, work_dir: str) -> str:
           flush=True)
     run(['tools/train.py', config, '--work-dir', work],
         osp.join(work, 'train.log'))
-    best = [f for f in os.listdir(work) if f.startswith('best_')]
     os.makedirs(osp.dirname(path), exist_ok=True)
-    shutil.copyfile(osp.join(work, sorted(best)[-1]), path)
+    shutil.copyfile(trained_checkpoint(work), path)
     return path
 
 
