@@ -234,6 +234,26 @@ def test_tools_refuse_a_mismatched_checkpoint(ckpts, tmp_path, tool):
         assert not [p for p in now if p.endswith('.pth')], name
 
 
+def test_auto_resume_names_the_checkpoint_it_found(ckpts, tmp_path):
+    """``--resume`` with no value finds the work dir's last checkpoint; a
+    mismatched one is refused, and the error names that file (not
+    another: the work dir holds an older one too)."""
+    import shutil
+    work = tmp_path / 'work'
+    work.mkdir()
+    older, found = work / 'epoch_1.pth', work / 'epoch_2.pth'
+    shutil.copy(ckpts['good'], older)
+    shutil.copy(ckpts['bad'], found)
+    (work / 'last_checkpoint').write_text(str(found))
+    proc = run_tool('tools/train.py', ckpts['config'], '--resume',
+                    '--work-dir', str(work), check=False)
+    assert proc.returncode != 0
+    assert 'CheckpointMismatchError' in proc.stderr, proc.stderr[-3000:]
+    assert f'{found} does not fit' in proc.stderr
+    assert str(older) not in proc.stderr
+    assert_lists_keys(proc.stderr, missing=[DROPPED], unexpected=[UNKNOWN])
+
+
 @needs_guard
 def test_a_config_without_the_hooks_still_refuses_through_the_guard(
         ckpts, tmp_path):

@@ -26,9 +26,14 @@ class StrictLoadHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        # the file the runner is loading (private, but the only record)
-        source = getattr(runner, '_load_from', None) or \
-            find_latest_checkpoint(runner.work_dir) or 'the checkpoint'
+        # the file the runner is loading: the config's load_from (which
+        # tools/train.py --resume and tools/test.py set), else what
+        # resume=True finds in the work dir (a Runner built without a
+        # config has no public record of it)
+        cfg = runner.cfg
+        source = cfg.get('load_from') or (
+            cfg.get('resume') and find_latest_checkpoint(runner.work_dir)) \
+            or 'the checkpoint being loaded'
         hints = []
         state_dict = extract_state_dict(checkpoint, ('state_dict', ))
         if hasattr(model, 'backbone') and any(
