@@ -2,7 +2,7 @@
 run a model)."""
 from .reference import (ReferenceBlock, ReferenceDynaMixer, ReferenceLayer,
                         ReferenceOp)
-from .memory import retained_bytes
+from .memory import retained_bytes, saved_for_backward
 
 __all__ = ['ReferenceBlock', 'ReferenceDynaMixer', 'ReferenceLayer',
-           'ReferenceOp', 'retained_bytes']
+           'ReferenceOp', 'retained_bytes', 'saved_for_backward']

@@ -51,7 +51,7 @@ if {force}:
     torch_features.{flag} = False
 import mmdynamixer
 from mmpretrain.registry import MODELS
-from mmdynamixer.testing import retained_bytes
+from mmdynamixer.testing import retained_bytes, saved_for_backward
 from mmdx_testing import TINY
 print('available', torch_features.{flag})
 models = [MODELS.build(dict(TINY, selective_cp=cp)) for cp in (True, False)]
@@ -59,6 +59,7 @@ x = torch.randn(2, 3, 32, 32)
 for model in models:  # both train
     model(x)[-1].sum().backward()
 print('kept', [retained_bytes(lambda: m(x))[0] for m in models])
+print('saved', [saved_for_backward(lambda: m(x)) for m in models])
 '''
 
 
@@ -75,8 +76,11 @@ def test_selective_cp_is_off_without_the_api():
             f'{torch.__version__} is installed, so DynaMixer layers keep all '
             'their activations for backward, as with selective_cp=False.')
     assert out.count(line) == 1, out[-3000:]
-    kept = eval(out.split('kept ')[-1].splitlines()[0])
-    assert kept[0] == kept[1] > 0
+    # what autograd saves, tensor by tensor: exact on every torch (the
+    # profiler's allocation count varies by tens of KB on torch 2.1); a
+    # checkpointed layer would save far less
+    saved = eval(out.split('saved ')[-1].splitlines()[0])
+    assert saved[0] == saved[1] and saved[0][0] > 0
 
 
 @pytest.mark.skipif(not torch_features.SELECTIVE_CHECKPOINT, reason=(
