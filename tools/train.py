@@ -6,10 +6,10 @@ import argparse
 import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
-from mmdynamixer.utils import load_checkpoint_file
+from mmdynamixer.utils import checkpoint_to_load, load_checkpoint_file
 from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
 from mmdynamixer.utils.tool_utils import (add_common_args,
                                           init_cpu_distributed,
@@ -121,9 +121,7 @@ def check_resume_checkpoint(cfg):
     """Read the checkpoint to resume from before the runner touches the work
     dir, so that a corrupted one fails with a clear error and changes
     nothing."""
-    if not cfg.get('resume'):
-        return
-    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    path = checkpoint_to_load(cfg) if cfg.get('resume') else None
     if path:
         load_checkpoint_file(path)
 

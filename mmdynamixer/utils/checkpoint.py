@@ -42,7 +42,7 @@ from collections import OrderedDict
 from typing import Iterable, Optional
 
 from mmengine.logging import print_log
-from mmengine.runner import CheckpointLoader
+from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
 from . import safe_pickle
 from . import torch_features
@@ -105,6 +105,18 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
         raise RuntimeError(f'{path} holds a {type(ckpt).__name__}, not a '
                            'checkpoint dict or state dict.')
     return ckpt
+
+
+def checkpoint_to_load(cfg) -> Optional[str]:
+    """The checkpoint a runner of ``cfg`` loads, as MMEngine's
+    ``Runner.load_or_resume`` picks it: ``load_from`` (which
+    ``tools/train.py --resume PATH`` and ``tools/test.py`` set), else, with
+    ``resume=True``, the last checkpoint in ``work_dir``; None if neither."""
+    if cfg.get('load_from'):
+        return cfg.load_from
+    if cfg.get('resume'):
+        return find_latest_checkpoint(cfg.work_dir)
+    return None
 
 
 def extract_state_dict(ckpt: dict,
@@ -416,6 +428,7 @@ class PartialLoadMixin:
 __all__ = [
     'CheckpointMismatchError', 'PARTIAL_LOAD_CONTEXT', 'PARTIAL_LOAD_ENV',
     'PartialLoadMixin', 'allow_partial_load', 'check_state_dict',
+    'checkpoint_to_load',
     'compare_state_dict', 'extract_state_dict', 'guard_state_dict_loads',
     'load_checkpoint_file', 'load_from_local', 'load_pretrained',
     'load_state_dict_checked', 'partial_load_allowed',

@@ -1,10 +1,10 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
-from ...utils.checkpoint import check_state_dict, extract_state_dict
+from ...utils.checkpoint import (check_state_dict, checkpoint_to_load,
+                                 extract_state_dict)
 
 
 @HOOKS.register_module()
@@ -26,14 +26,10 @@ class StrictLoadHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        # the file the runner is loading: the config's load_from (which
-        # tools/train.py --resume and tools/test.py set), else what
-        # resume=True finds in the work dir (a Runner built without a
-        # config has no public record of it)
-        cfg = runner.cfg
-        source = cfg.get('load_from') or (
-            cfg.get('resume') and find_latest_checkpoint(runner.work_dir)) \
-            or 'the checkpoint being loaded'
+        # the file the runner is loading (a Runner built without a config
+        # has no public record of it)
+        source = checkpoint_to_load(runner.cfg) or \
+            'the checkpoint being loaded'
         hints = []
         state_dict = extract_state_dict(checkpoint, ('state_dict', ))
         if hasattr(model, 'backbone') and any(
