@@ -70,6 +70,7 @@ def main(argv=None):
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
     metrics = runner.test()
+    del runner  # it holds the process group: see shutdown_distributed
     shutdown_distributed()
     print('Test metrics: ' + json.dumps(
         {k: round(float(v), 4) if isinstance(v, numbers.Number) else str(v)

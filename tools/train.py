@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdynamixer  # noqa: F401 registers DynaMixer, safe loading
+from mmdynamixer.engine.hooks import Preempted
 from mmdynamixer.utils import checkpoint_to_load, load_checkpoint_file
 from mmdynamixer.utils.cpu_bf16 import cpu_bf16_support
 from mmdynamixer.utils.tool_utils import (add_common_args,
@@ -137,8 +138,16 @@ def build_runner(argv=None):
 
 
 def main(argv=None):
-    build_runner(argv).train()
+    runner = build_runner(argv)
+    try:
+        runner.train()
+        status = 0
+    except Preempted as stop:  # every rank at once, after the save
+        status = stop.code
+    del runner  # it holds the process group: see shutdown_distributed
     shutdown_distributed()
+    if status:
+        raise SystemExit(status)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 # Copyright (c) mmdynamixer contributors. Licensed under the Apache License 2.0.
 """What the tools share: arguments, config loading and setup."""
 import argparse
+import gc
 import os
 import os.path as osp
 
@@ -99,9 +100,20 @@ def init_cpu_distributed(cfg, args):
 
 
 def shutdown_distributed():
-    """Close the process group before exit: one destroyed at interpreter
-    shutdown can abort ("terminate called without an active exception")."""
+    """Close the process group, and end its threads, before the interpreter
+    exits.
+
+    ``destroy_process_group`` only forgets the group: its gloo threads run
+    on while anything refers to it, and a runner's DDP wrapper does, from
+    reference cycles that only the cyclic collector frees. Left alive into
+    interpreter shutdown, their teardown can abort a rank that finished its
+    work ("terminate called without an active exception", a failed job for
+    torchrun). The caller drops its runner first (``del runner``); collecting
+    its cycles here makes ``destroy_process_group`` release the last
+    reference, which joins the threads now, while Python is whole.
+    """
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()

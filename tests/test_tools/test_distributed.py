@@ -3,6 +3,7 @@ give the results of 1 process with the same global batch."""
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -27,30 +28,54 @@ def last_checkpoint(work_dir):
 SGD = "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))"
 
 
-def test_two_processes_equal_one_process(tmp_path):
-    data = make_imagenet(str(tmp_path / 'imagenet'), num_classes=4,
-                         train_per_class=4, val_per_class=2)
-    one = write_tiny_imagenet_config(tmp_path / 'one.py', data, batch_size=4,
-                                     extra=SGD)
-    two = write_tiny_imagenet_config(tmp_path / 'two.py', data, batch_size=2,
-                                     extra=SGD)
+# tests/mmdx_exit_threads.py: each rank prints the threads it still runs
+# that Python did not start, as the interpreter exits (read from /proc)
+EXIT_THREADS = ("custom_imports = dict(imports=['mmdynamixer', "
+                "'mmdx_exit_threads'], allow_failed_imports=False)")
 
-    run_tool('tools/train.py', one, '--work-dir', str(tmp_path / 'w1'))
-    dist = run_tool('tools/dist_train.sh', two, '2', '--work-dir',
-                    str(tmp_path / 'w2'), env=dict(PORT=str(free_port())))
+
+def dist_env():
+    return dict(PORT=str(free_port()), PYTHONPATH=os.pathsep.join(
+        [osp.join(REPO, 'tests'), os.environ.get('PYTHONPATH', '')]))
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """1 process with batch 4 and 2 with batch 2 each (the same global
+    batch), trained with tools/train.py and tools/dist_train.sh, then tested
+    with tools/test.py and tools/dist_test.sh."""
+    tmp = tmp_path_factory.mktemp('dist')
+    data = make_imagenet(str(tmp / 'imagenet'), num_classes=4,
+                         train_per_class=4, val_per_class=2)
+    one = write_tiny_imagenet_config(tmp / 'one.py', data, batch_size=4,
+                                     extra=SGD)
+    two = write_tiny_imagenet_config(tmp / 'two.py', data, batch_size=2,
+                                     extra=SGD + '\n' + EXIT_THREADS)
+    run_tool('tools/train.py', one, '--work-dir', str(tmp / 'w1'))
+    train2 = run_tool('tools/dist_train.sh', two, '2', '--work-dir',
+                      str(tmp / 'w2'), env=dist_env()).stdout
+    ckpt1, ckpt2 = last_checkpoint(tmp / 'w1'), last_checkpoint(tmp / 'w2')
+    test1 = run_tool('tools/test.py', one, ckpt1, '--work-dir',
+                     str(tmp / 't1')).stdout
+    test2 = run_tool('tools/dist_test.sh', two, ckpt2, '2', '--work-dir',
+                     str(tmp / 't2'), env=dist_env()).stdout
+    return argparse.Namespace(work1=tmp / 'w1', ckpt1=ckpt1, ckpt2=ckpt2,
+                              train2=train2, test1=test1, test2=test2)
+
+
+def test_two_processes_train_as_one_process(runs):
     # what our tools change for a CPU run, each change printed
     for change in ('No GPU: env_cfg.dist_cfg.backend nccl -> gloo',
                    'No GPU: model_wrapper_cfg.device_ids -> None',
                    'No GPU: opening the gloo process group here'):
-        assert change in dist.stdout, dist.stdout[-3000:]
+        assert change in runs.train2, runs.train2[-3000:]
 
-    ckpt1 = last_checkpoint(tmp_path / 'w1')
-    ckpt2 = last_checkpoint(tmp_path / 'w2')
-    assert osp.basename(ckpt1) == osp.basename(ckpt2) == 'epoch_2.pth'
-    s0 = load_checkpoint_file(osp.join(tmp_path / 'w1', 'epoch_1.pth'))[
+    assert osp.basename(runs.ckpt1) == osp.basename(runs.ckpt2) == \
+        'epoch_2.pth'
+    s0 = load_checkpoint_file(osp.join(runs.work1, 'epoch_1.pth'))[
         'state_dict']
-    s1 = load_checkpoint_file(ckpt1)['state_dict']
-    s2 = load_checkpoint_file(ckpt2)['state_dict']
+    s1 = load_checkpoint_file(runs.ckpt1)['state_dict']
+    s2 = load_checkpoint_file(runs.ckpt2)['state_dict']
     assert s1.keys() == s2.keys()
     moved = 0
     for k in s1:  # 8 SGD steps of float32 rounding: ~1e-6 of the weights
@@ -58,14 +83,23 @@ def test_two_processes_equal_one_process(tmp_path):
         moved += int(not torch.allclose(s1[k], s0[k], rtol=1e-3, atol=1e-4))
     assert moved > len(s1) // 2  # the second epoch really moved them
 
-    test1 = run_tool('tools/test.py', one, ckpt1, '--work-dir',
-                     str(tmp_path / 't1')).stdout
-    test2 = run_tool('tools/dist_test.sh', two, ckpt2, '2', '--work-dir',
-                     str(tmp_path / 't2'),
-                     env=dict(PORT=str(free_port()))).stdout
-    m1 = json.loads(test1.split('Test metrics: ')[-1].splitlines()[0])
-    m2 = json.loads(test2.split('Test metrics: ')[-1].splitlines()[0])
+
+def test_two_processes_test_as_one_process(runs):
+    m1 = json.loads(runs.test1.split('Test metrics: ')[-1].splitlines()[0])
+    m2 = json.loads(runs.test2.split('Test metrics: ')[-1].splitlines()[0])
     assert m1 == m2
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/task'),
+                    reason='reads the threads of each rank from /proc (Linux)')
+def test_ranks_end_the_process_group_before_python_exits(runs):
+    """Both tools close the process group, and so end gloo's threads,
+    before Python's shutdown: left to it, their teardown can abort a rank
+    that has finished ("terminate called without an active exception"),
+    which torchrun reports as a failed job."""
+    for out in (runs.train2, runs.test2):
+        assert out.count('native threads at exit: []') == 2, \
+            [line for line in out.splitlines() if 'at exit' in line]
 
 
 def test_scripts_explain_their_usage():

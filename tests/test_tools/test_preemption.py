@@ -185,8 +185,8 @@ def test_sigterm_to_every_process_then_resume_two_processes(
     tmp, config, expected = two_process_reference
     stop = ITERS_PER_EPOCH + 2  # inside the second epoch
     signalled = config('signalled', extra=(
-        "custom_imports = dict(imports=['mmdynamixer', 'mmdx_signal_hook'], "
-        "allow_failed_imports=False)\n"
+        "custom_imports = dict(imports=['mmdynamixer', 'mmdx_signal_hook', "
+        "'mmdx_exit_threads'], allow_failed_imports=False)\n"
         f"custom_hooks.append(dict(type='SignalProcessGroupAt', at={stop}))"))
     work = tmp / 'run'
     code, out = finished(launch('tools/dist_train.sh', signalled, '2',
@@ -194,6 +194,9 @@ def test_sigterm_to_every_process_then_resume_two_processes(
                                 env=dict(PORT=str(free_port()))))
     assert code != 0, out[-4000:]
     assert 'Preempted by SIGTERM at iteration' in out, out[-4000:]
+    # the stopping ranks close the process group, as a finished run does
+    # (tests/mmdx_exit_threads.py; test_distributed.py)
+    assert out.count('native threads at exit: []') == 2, out[-4000:]
     saved = str(work / f'iter_{stop}.pth')
     assert open(work / 'last_checkpoint').read() == saved
     state = load_checkpoint_file(saved)

@@ -20,6 +20,12 @@ from ...utils.fileio import atomic_write
 PREEMPTED = 128 + signal.SIGTERM
 
 
+class Preempted(SystemExit):
+    """Raised by :class:`PreemptionHook` on every rank at once, after the
+    save: the run stops with status ``code``, and a tool may still close
+    its process group (all ranks are stopping, none is left waiting)."""
+
+
 class PreemptedResumeError(RuntimeError):
     """A checkpoint taken inside an epoch cannot continue in this run."""
 
@@ -53,7 +59,9 @@ class PreemptionHook(Hook):
       needs besides the model, optimizer and schedulers: the position in
       the epoch and every rank's random-generator states.
     - Every rank then exits with status :data:`PREEMPTED` (143, as for a
-      process ended by SIGTERM). A second signal during the save only sets
+      process ended by SIGTERM), by raising :class:`Preempted` (a
+      ``SystemExit``, on which tools/train.py closes its process group
+      first). A second signal during the save only sets
       the flag again; a signal before the first iteration of the run saves
       nothing (there is nothing new to save) and exits the same way.
 
@@ -113,7 +121,7 @@ class PreemptionHook(Hook):
 
     def _exit(self):
         self._restore_handlers()  # the runner's after_run will not come
-        raise SystemExit(self.exit_code)
+        raise Preempted(self.exit_code)
 
     def _agreed(self) -> bool:
         """Whether any rank received a signal (the same answer on all)."""
@@ -234,4 +242,4 @@ class PreemptionHook(Hook):
             'states of the preempted run.')
 
 
-__all__ = ['PREEMPTED', 'PreemptedResumeError', 'PreemptionHook']
+__all__ = ['PREEMPTED', 'Preempted', 'PreemptedResumeError', 'PreemptionHook']
