@@ -35,8 +35,11 @@ EXIT_THREADS = ("custom_imports = dict(imports=['mmdynamixer', "
 
 
 def dist_env():
-    return dict(PORT=str(free_port()), PYTHONPATH=os.pathsep.join(
-        [osp.join(REPO, 'tests'), os.environ.get('PYTHONPATH', '')]))
+    """The launchers' environment: a free port, and tests/ on the path for
+    ``mmdx_exit_threads`` (no empty entry, which would mean the cwd)."""
+    path = [osp.join(REPO, 'tests'), os.environ.get('PYTHONPATH')]
+    return dict(PORT=str(free_port()),
+                PYTHONPATH=os.pathsep.join(p for p in path if p))
 
 
 @pytest.fixture(scope='module')
@@ -116,7 +119,6 @@ def test_slurm_train_composes_srun(tmp_path):
     fake.parent.mkdir()
     fake.write_text('#!/usr/bin/env bash\necho "srun $*"\n')
     fake.chmod(0o755)
-    import os
     out = run_tool('tools/slurm_train.sh', 'gpu', 'job', 'cfg.py', 'wd',
                    '--amp', env=dict(PATH=f'{fake.parent}:{os.environ["PATH"]}',
                                      GPUS='16')).stdout

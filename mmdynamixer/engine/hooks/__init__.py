@@ -11,5 +11,5 @@ from .strict_load_hook import StrictLoadHook
 __all__ = ['AtomicCheckpointHook', 'DynaMixerDiagnosticsHook',
            'EpochSeedHook', 'EvalImageCheckHook', 'ModelCheckHook',
            'NonFiniteLossError', 'NonFiniteLossHook', 'PREEMPTED',
-           'Preempted', 'PreemptedResumeError', 'PreemptionHook', 'StrictLoadHook',
-           'atomic_write']
+           'Preempted', 'PreemptedResumeError', 'PreemptionHook',
+           'StrictLoadHook', 'atomic_write']

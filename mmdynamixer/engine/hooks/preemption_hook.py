@@ -61,9 +61,9 @@ class PreemptionHook(Hook):
     - Every rank then exits with status :data:`PREEMPTED` (143, as for a
       process ended by SIGTERM), by raising :class:`Preempted` (a
       ``SystemExit``, on which tools/train.py closes its process group
-      first). A second signal during the save only sets
-      the flag again; a signal before the first iteration of the run saves
-      nothing (there is nothing new to save) and exits the same way.
+      first). A second signal during the save only sets the flag again; a
+      signal before the first iteration of the run saves nothing (there is
+      nothing new to save) and exits the same way.
 
     ``--resume`` from that checkpoint continues the same epoch with the
     next unseen batch of the same permutation (with
